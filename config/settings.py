@@ -1,0 +1,190 @@
+"""Settings dataclasses, loading and validation.
+
+Defaults live only in `default.toml`; the dataclasses here say what each key's
+type and allowed range are. Layers, later wins: defaults → user file → CLI overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import platformdirs
+
+DEFAULT_TOML = Path(__file__).with_name("default.toml")
+APP_NAME = "subtone"
+
+
+class ConfigError(ValueError):
+    """A setting that is unknown, of the wrong type or out of range."""
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
+    return {"min": lo, "max": hi}
+
+
+def _choices(*values: str) -> dict[str, Any]:
+    return {"choices": values}
+
+
+@dataclass(frozen=True)
+class ModelsSettings:
+    dir: str
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    providers: tuple[str, ...] = field(metadata={"each": _choices("cuda", "cpu")})
+    threads: int = field(metadata=_range(0, 256))
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    model: str
+    max_tokens: int = field(metadata=_range(1, 448))
+    no_speech_threshold: float = field(metadata=_range(0.0, 1.0))
+    logprob_threshold: float = field(metadata=_range(-20.0, 0.0))
+    trim_encoder: bool
+
+
+@dataclass(frozen=True)
+class EmotionSettings:
+    enabled: bool
+    model: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: ModelsSettings
+    runtime: RuntimeSettings
+    asr: AsrSettings
+    emotion: EmotionSettings
+
+    def models_dir(self) -> Path:
+        if self.models.dir:
+            return Path(self.models.dir).expanduser()
+        return project_models_dir()
+
+
+def project_models_dir() -> Path:
+    """The repository's models_onnx/ (this package is installed from a checkout)."""
+    return Path(__file__).resolve().parent.parent / "models_onnx"
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        path = f"{prefix}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise ConfigError(f"{where}: unknown key '{path}' (known keys here: {known})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}: '{path}' must be a table, got {value!r}")
+            out[key] = _merge(base[key], value, where, f"{path}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, meta: Mapping[str, Any], path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{path}' = {value!r}: expected a list of {_type_name(item_tp)}")
+        each = meta.get("each", {})
+        return tuple(_coerce(v, item_tp, each, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported settings type at {path}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{path}' = {value!r}: expected true or false")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{path}' = {value!r}: expected a whole number")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{path}' = {value!r}: expected a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{path}' = {value!r}: expected a string")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ConfigError(f"'{path}' = {value!r}: expected a value from {lo} to {hi}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"'{path}' = {value!r}: expected one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        if f.name not in data:
+            raise ConfigError(f"'{path}' is missing from {DEFAULT_TOML}")
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, data[f.name], f"{path}.")
+        else:
+            kwargs[f.name] = _coerce(data[f.name], tp, f.metadata, path)
+    extra = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if extra:
+        raise ConfigError(f"{DEFAULT_TOML}: keys without a setting: {sorted(extra)}")
+    return cls(**kwargs)
+
+
+def _dotted_to_nested(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def load_settings(
+    user_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Defaults, then the user file (if it exists), then dotted CLI overrides."""
+    data = _read_toml(DEFAULT_TOML)
+    path = user_file if user_file is not None else user_config_path()
+    if path.exists():
+        data = _merge(data, _read_toml(path), str(path))
+    elif user_file is not None:
+        raise ConfigError(f"config file not found: {path}")
+    if overrides:
+        data = _merge(data, _dotted_to_nested(overrides), "command line")
+    return _build(Settings, data)

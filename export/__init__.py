@@ -1,0 +1,1 @@
+"""The model factory: everything that writes models_onnx/. Needs the export extra (torch)."""

@@ -1,0 +1,1 @@
+"""The runtime: CLI, recognizers, audio, triggers and the daemon. No torch, no NeMo."""

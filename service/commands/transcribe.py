@@ -1,0 +1,59 @@
+"""`subtone transcribe FILE…`: captions for audio files, as text or JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from subtone.service.audio_file import SAMPLE_RATE, load_audio
+from subtone.service.commands.common import settings_from_args
+from subtone.service.errors import SubtoneError
+from subtone.service.model_registry import load_model
+from subtone.service.recognizer import create_recognizer
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "transcribe",
+        help="print what is said in audio files",
+        description="Transcribe audio files (any rate, mono or stereo) with the configured model.",
+        epilog="example: subtone transcribe --json talk.wav > talk.jsonl",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3 files")
+    p.add_argument("--json", action="store_true", help="one JSON object per file: text, duration, timings")
+    p.add_argument("--model", help="model name from models_onnx/manifest.json (default: asr.model)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args, **{"asr.model": args.model})
+    entry = load_model(settings.models_dir(), settings.asr.model)
+    recognizer = create_recognizer(entry, settings)
+    failures = 0
+    for path in args.files:
+        try:
+            t0 = time.perf_counter()
+            audio = load_audio(path)
+            t1 = time.perf_counter()
+            result = recognizer.transcribe(audio)
+            t2 = time.perf_counter()
+        except SubtoneError as exc:
+            print(f"subtone: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.json:
+            row = {
+                "file": str(path),
+                "text": result.text,
+                "duration_s": round(audio.size / SAMPLE_RATE, 3),
+                "model": entry.name,
+                "provider": recognizer.session_info.provider,
+                "timings": {"load_s": round(t1 - t0, 4), "asr_s": round(t2 - t1, 4)},
+            }
+            print(json.dumps(row, ensure_ascii=False), flush=True)
+        else:
+            prefix = f"{path}: " if len(args.files) > 1 else ""
+            print(f"{prefix}{result.text}", flush=True)
+    return 1 if failures else 0

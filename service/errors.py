@@ -1,0 +1,5 @@
+"""One error type whose message is safe to show a user as it is."""
+
+
+class SubtoneError(Exception):
+    """A problem the user can fix; the message names the thing and what was expected."""

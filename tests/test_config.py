@@ -1,0 +1,47 @@
+from pathlib import Path
+
+import pytest
+
+from subtone.config import ConfigError, load_settings
+
+
+def _user(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_load_from_default_toml(tmp_path):
+    s = load_settings(_user(tmp_path, ""))
+    assert s.asr.model == "whisper-tiny.en"
+    assert s.runtime.providers == ("cuda", "cpu")
+
+
+def test_user_file_overrides_defaults_and_cli_overrides_both(tmp_path):
+    path = _user(tmp_path, '[asr]\nmodel = "mine"\nmax_tokens = 100\n')
+    s = load_settings(path, {"asr.max_tokens": 50})
+    assert s.asr.model == "mine"
+    assert s.asr.max_tokens == 50
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[asr]\nmodle = 'x'\n", "unknown key 'asr.modle'"),
+        ("[asr]\nmax_tokens = 'many'\n", "'asr.max_tokens' = 'many': expected a whole number"),
+        ("[asr]\nmax_tokens = 0\n", "'asr.max_tokens' = 0: expected a value from 1 to 448"),
+        ("[runtime]\nproviders = ['tpu']\n", "'runtime.providers[0]' = 'tpu': expected one of"),
+        ("[asr]\ntrim_encoder = 1\n", "'asr.trim_encoder' = 1: expected true or false"),
+        ("asr = 3\n", "'asr' must be a table"),
+        ("[asr\n", "not valid TOML"),
+    ],
+)
+def test_bad_settings_name_key_value_and_expectation(tmp_path, text, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_settings(_user(tmp_path, text))
+    assert fragment in str(err.value)
+
+
+def test_missing_explicit_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
