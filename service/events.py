@@ -1,0 +1,76 @@
+"""The typed events that flow one way: microphone → trigger → recognizer → caption → overlay."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fear", "disgust")
+
+
+@dataclass(frozen=True)
+class AudioBlock:
+    """One block from the microphone, already 16 kHz mono float32."""
+
+    samples: np.ndarray
+    t_start: float
+    """Monotonic time (s) of the block's first sample."""
+
+
+@dataclass(frozen=True)
+class UtteranceStarted:
+    utterance_id: int
+    t_start: float
+    source: str
+    """"hotkey" or "voice"."""
+
+
+@dataclass(frozen=True)
+class UtteranceAudio:
+    utterance_id: int
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class UtteranceEnded:
+    utterance_id: int
+    t_end: float
+    reason: str
+    """"released", "silence", "max_length", "stopped"."""
+
+
+UtteranceEvent = UtteranceStarted | UtteranceAudio | UtteranceEnded
+
+
+@dataclass(frozen=True)
+class Caption:
+    """What the overlay shows: one utterance's text, partial or final, with its emotion."""
+
+    utterance_id: int
+    text: str
+    is_final: bool
+    t_start: float
+    t_end: float
+    emotion: str | None = None
+    """One of EMOTIONS, or None when no emotion model runs."""
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+
+class ServiceState(enum.Enum):
+    """What the tray icon shows."""
+
+    IDLE = "idle"
+    LISTENING = "listening"
+    HEARING = "hearing speech"
+    RECOGNISING = "recognising"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: ServiceState
+    detail: str = ""
+    """For ERROR: the one-line message shown in the tray."""
