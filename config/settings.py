@@ -64,11 +64,53 @@ class EmotionSettings:
 
 
 @dataclass(frozen=True)
+class AudioSettings:
+    device: str
+    block_ms: int = field(metadata={"choices": (10, 20, 30)})
+    reopen_backoff_max_s: float = field(metadata=_range(0.5, 300.0))
+
+
+@dataclass(frozen=True)
+class TriggerSettings:
+    mode: str = field(metadata=_choices("push-to-talk", "voice", "both"))
+    listening: bool
+    hotkey_pre_roll_ms: int = field(metadata=_range(0, 2000))
+    hotkey_post_roll_ms: int = field(metadata=_range(0, 2000))
+    max_pending_utterances: int = field(metadata=_range(1, 100))
+
+
+@dataclass(frozen=True)
+class VadSettings:
+    aggressiveness: int = field(metadata=_range(0, 3))
+    frame_ms: int = field(metadata={"choices": (10, 20, 30)})
+    pre_roll_ms: int = field(metadata=_range(0, 5000))
+    start_window_ms: int = field(metadata=_range(10, 5000))
+    start_speech_ms: int = field(metadata=_range(10, 5000))
+    end_silence_ms: int = field(metadata=_range(30, 10000))
+    tail_keep_ms: int = field(metadata=_range(0, 10000))
+    max_utterance_s: float = field(metadata=_range(1.0, 30.0))
+    min_speech_ms: int = field(metadata=_range(0, 10000))
+    noise_floor_window_s: float = field(metadata=_range(0.3, 60.0))
+    noise_margin_db: float = field(metadata=_range(0.0, 60.0))
+    start_modulation_db: float = field(metadata=_range(0.0, 60.0))
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    enabled: bool
+    file: str
+
+
+@dataclass(frozen=True)
 class Settings:
     models: ModelsSettings
     runtime: RuntimeSettings
     asr: AsrSettings
     emotion: EmotionSettings
+    audio: AudioSettings
+    trigger: TriggerSettings
+    vad: VadSettings
+    history: HistorySettings
 
     def models_dir(self) -> Path:
         if self.models.dir:
