@@ -102,6 +102,29 @@ class HistorySettings:
 
 
 @dataclass(frozen=True)
+class OverlaySettings:
+    position: str = field(
+        metadata=_choices("bottom-center", "top-center", "bottom-left", "bottom-right", "top-left", "top-right")
+    )
+    monitor: int = field(metadata=_range(-1, 63))
+    margin_px: int = field(metadata=_range(0, 2000))
+    width: float = field(metadata=_range(0.2, 1.0))
+    font_family: str
+    font_size: int = field(metadata=_range(8, 96))
+    lines: int = field(metadata=_range(1, 10))
+    caption_seconds: float = field(metadata=_range(1.0, 120.0))
+    fade_seconds: float = field(metadata=_range(0.0, 10.0))
+    # The lower bound is palette.MIN_BACKDROP_OPACITY: below it the text colors lose WCAG AA contrast.
+    backdrop_opacity: float = field(metadata=_range(0.8, 1.0))
+
+
+@dataclass(frozen=True)
+class HotkeySettings:
+    combo: str
+    style: str = field(metadata=_choices("hold", "toggle"))
+
+
+@dataclass(frozen=True)
 class Settings:
     models: ModelsSettings
     runtime: RuntimeSettings
@@ -111,6 +134,8 @@ class Settings:
     trigger: TriggerSettings
     vad: VadSettings
     history: HistorySettings
+    overlay: OverlaySettings
+    hotkey: HotkeySettings
 
     def models_dir(self) -> Path:
         if self.models.dir:

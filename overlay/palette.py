@@ -1,0 +1,112 @@
+"""Emotion → caption style: text color, a word label and an icon glyph.
+
+The label and glyph are always drawn, so the emotion never rests on color alone.
+
+Contrast contract (WCAG 2.x, AA for normal text is 4.5:1): the caption backdrop is
+`BACKDROP_RGB` painted at an opacity of at least `MIN_BACKDROP_OPACITY` over whatever
+is on screen. Its *effective* color is that blend (per sRGB channel, as compositors
+blend). Relative luminance rises with every channel of what lies behind, so the lightest
+effective backdrop is the blend over pure white and the darkest over pure black; every
+text color here is lighter than both, so its worst case is the blend over white.
+`worst_case_contrast` checks both ends, and the unit test holds every style to 4.5:1.
+
+The hues start from the Okabe–Ito color-blind-safe set (yellow, sky blue, vermillion,
+reddish purple, bluish green) and are lightened until they clear 4.5:1 at the worst case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+RGB = tuple[int, int, int]
+
+BACKDROP_RGB: RGB = (12, 12, 12)
+"""Color of the rounded box behind the captions."""
+MIN_BACKDROP_OPACITY = 0.80
+"""Lowest backdrop opacity the settings allow; the contrast contract is checked at this value."""
+WCAG_AA = 4.5
+
+
+@dataclass(frozen=True)
+class EmotionStyle:
+    emotion: str
+    """One of EMOTIONS, or "none" when no emotion model runs."""
+    color: str
+    """Text color, "#rrggbb"."""
+    label: str
+    """A word shown before the caption; empty for "none"."""
+    glyph: str
+    """An icon character (present in DejaVu Sans); empty for "none"."""
+
+    @property
+    def rgb(self) -> RGB:
+        return hex_to_rgb(self.color)
+
+
+DEFAULT_PALETTE: Mapping[str, EmotionStyle] = {
+    "neutral": EmotionStyle("neutral", "#f2f2f2", "neutral", "\u25cb"),  # ○
+    "happy": EmotionStyle("happy", "#f0e442", "happy", "\u263a"),  # ☺  Okabe–Ito yellow
+    "sad": EmotionStyle("sad", "#7cc8f5", "sad", "\u2639"),  # ☹  sky blue, lighter
+    "angry": EmotionStyle("angry", "#ff9966", "angry", "\u26a1"),  # ⚡  vermillion, lighter
+    "fear": EmotionStyle("fear", "#e8a0d0", "fear", "\u26a0"),  # ⚠  reddish purple, lighter
+    "disgust": EmotionStyle("disgust", "#3fd4a4", "disgust", "\u2716"),  # ✖  bluish green, lighter
+}
+
+NONE_STYLE = EmotionStyle("none", "#f2f2f2", "", "")
+"""Used when a caption carries no emotion (no emotion model, or it is switched off)."""
+
+def style_for(emotion: str | None, palette: Mapping[str, EmotionStyle] = DEFAULT_PALETTE) -> EmotionStyle:
+    """The style for an emotion name; None or an unknown name gets NONE_STYLE."""
+    if emotion is None:
+        return NONE_STYLE
+    return palette.get(emotion, NONE_STYLE)
+
+
+def hex_to_rgb(color: str) -> RGB:
+    text = color.lstrip("#")
+    if len(text) != 6:
+        raise ValueError(f"color {color!r}: expected #rrggbb")
+    return (int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16))
+
+
+def _linear(channel: int) -> float:
+    c = channel / 255.0
+    return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+
+def relative_luminance(rgb: RGB) -> float:
+    """WCAG 2.x relative luminance of an sRGB color, 0 (black) to 1 (white)."""
+    r, g, b = (_linear(c) for c in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: RGB, b: RGB) -> float:
+    """WCAG 2.x contrast ratio, 1.0 (same) to 21.0 (black on white); order does not matter."""
+    la, lb = relative_luminance(a), relative_luminance(b)
+    hi, lo = max(la, lb), min(la, lb)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def blend(top: RGB, opacity: float, under: RGB) -> RGB:
+    """`top` painted at `opacity` over `under`, per sRGB channel (source-over)."""
+    return tuple(round(opacity * t + (1.0 - opacity) * u) for t, u in zip(top, under))  # type: ignore[return-value]
+
+
+def effective_backdrops(opacity: float = MIN_BACKDROP_OPACITY, backdrop: RGB = BACKDROP_RGB) -> tuple[RGB, RGB]:
+    """The backdrop as seen over pure black and over pure white: the two luminance extremes."""
+    return blend(backdrop, opacity, (0, 0, 0)), blend(backdrop, opacity, (255, 255, 255))
+
+
+def worst_case_contrast(text: RGB, opacity: float = MIN_BACKDROP_OPACITY, backdrop: RGB = BACKDROP_RGB) -> float:
+    """Lowest contrast of `text` against the backdrop over anything on screen.
+
+    Exact when the text is lighter (or darker) than both extremes; if the text's
+    luminance falls between them, some background makes the contrast ~1 and we say so.
+    """
+    over_black, over_white = effective_backdrops(opacity, backdrop)
+    lt = relative_luminance(text)
+    lo, hi = relative_luminance(over_black), relative_luminance(over_white)
+    if lo <= lt <= hi:
+        return 1.0
+    return min(contrast_ratio(text, over_black), contrast_ratio(text, over_white))
