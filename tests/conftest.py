@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The X11 test desktop (Xvfb, openbox + xcompmgr, dbus, trayer, QApplication): fixtures live in
+# tests/x11_env.py; importing them here registers them for every test. tests/ goes on sys.path
+# because --import-mode=importlib does not put it there (test modules import helpers from it too).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from x11_env import dbus_session, qapp, tray_host, window_manager, x_display  # noqa: E402,F401
+
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 ASR_DEV = SHARED_DATA / "asr-dev"
 EMOTION_DATA = SHARED_DATA / "emotion"
