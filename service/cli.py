@@ -15,6 +15,7 @@ from subtone.service.errors import SubtoneError
 RUNTIME_COMMANDS = [
     "subtone.service.commands.transcribe",
     "subtone.service.commands.doctor",
+    "subtone.service.commands.devices",
 ]
 
 # Model-factory commands need the export extra (torch); their parsers live in subtone.export.

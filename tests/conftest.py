@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 # because --import-mode=importlib does not put it there (test modules import helpers from it too).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from x11_env import dbus_session, qapp, tray_host, window_manager, x_display  # noqa: E402,F401
+from pulse_env import pulse_audio  # noqa: E402,F401  (PulseAudio virtual microphone)
 
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 ASR_DEV = SHARED_DATA / "asr-dev"

@@ -1,0 +1,236 @@
+"""Voice trigger: cuts a stream of audio blocks into utterances with webrtcvad and a noise gate.
+
+An explicit state machine over fixed frames (10/20/30 ms, [vad] in the config):
+
+    QUIET ──speech frame──▶ STARTING ──enough speech in the start window──▶ SPEAKING
+      ▲                        │ window full without enough speech               │ non-speech frame
+      │◀───────────────────────┘                                                  ▼
+      └──────── end_silence_ms of non-speech (utterance ends) ◀──────────── STOPPING
+                                              speech frame again: back to SPEAKING ┘
+
+A frame is *speech* only if webrtcvad says voiced AND its energy is `noise_margin_db` above the
+noise floor (the quietest frame of the last `noise_floor_window_s`): webrtcvad alone calls steady
+noise speech. Starting also needs the speech frames of the window to vary in level by
+`start_modulation_db` (syllables rise and fall; a fan switching on does not), which covers the
+seconds after a noise onset before the floor has caught up.
+
+Utterances are streamed as they happen (UtteranceStarted, UtteranceAudio…, UtteranceEnded) so a
+recognizer can show partial captions. An utterance with less than `min_speech_ms` of speech ends
+with reason "too_short" and must not be captioned.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import itertools
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import webrtcvad
+
+from subtone.config.settings import VadSettings
+from subtone.service.audio_file import SAMPLE_RATE
+from subtone.service.events import AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
+
+SILENCE_DB = -100.0
+"""Energy given to digital silence, so the floor stays finite."""
+
+TOO_SHORT = "too_short"
+"""UtteranceEnded.reason of a blip: drop it, no caption."""
+
+
+class VadState(enum.Enum):
+    QUIET = "quiet"
+    STARTING = "starting"
+    SPEAKING = "speaking"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class Frame:
+    samples: np.ndarray
+    t_start: float
+    energy_db: float
+    voiced: bool
+    """webrtcvad's verdict."""
+    speech: bool
+    """voiced and clearly above the noise floor."""
+
+
+def energy_db(samples: np.ndarray) -> float:
+    power = float(np.mean(np.square(samples, dtype=np.float64))) if samples.size else 0.0
+    return max(SILENCE_DB, 10.0 * np.log10(power)) if power > 0 else SILENCE_DB
+
+
+class FrameClassifier:
+    """webrtcvad plus the adaptive noise-floor gate, one frame at a time."""
+
+    def __init__(self, settings: VadSettings) -> None:
+        self._vad = webrtcvad.Vad(settings.aggressiveness)
+        self._margin_db = settings.noise_margin_db
+        window_frames = max(1, round(settings.noise_floor_window_s * 1000 / settings.frame_ms))
+        self._recent_db: collections.deque[float] = collections.deque(maxlen=window_frames)
+
+    @property
+    def noise_floor_db(self) -> float:
+        return min(self._recent_db) if self._recent_db else SILENCE_DB
+
+    def classify(self, samples: np.ndarray, t_start: float) -> Frame:
+        level = energy_db(samples)
+        self._recent_db.append(level)
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        voiced = self._vad.is_speech(pcm, SAMPLE_RATE)
+        speech = voiced and level >= self.noise_floor_db + self._margin_db
+        return Frame(samples, t_start, level, voiced, speech)
+
+
+class VadSegmenter:
+    """Feed AudioBlocks (any length, 16 kHz mono float32); get utterance events back."""
+
+    def __init__(self, settings: VadSettings, ids: Iterator[int] | None = None, source: str = "voice") -> None:
+        self.settings = settings
+        self._ids = ids if ids is not None else itertools.count(1)
+        self._source = source
+        frame_ms = settings.frame_ms
+        self._frame_len = SAMPLE_RATE * frame_ms // 1000
+        self._frames_for = lambda ms: max(1, round(ms / frame_ms))
+        self._classifier = FrameClassifier(settings)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._pending_t = 0.0
+        self.state = VadState.QUIET
+        self._pre_roll: collections.deque[Frame] = collections.deque(maxlen=self._frames_for(settings.pre_roll_ms))
+        self._window: list[Frame] = []
+        self._tail: list[Frame] = []
+        self._utterance_id = 0
+        self._utterance_t0 = 0.0
+        self._speech_frames = 0
+        self._continued = False
+
+    @property
+    def noise_floor_db(self) -> float:
+        return self._classifier.noise_floor_db
+
+    @property
+    def in_utterance(self) -> bool:
+        return self.state in (VadState.SPEAKING, VadState.STOPPING)
+
+    def push(self, block: AudioBlock) -> list[UtteranceEvent]:
+        samples = np.asarray(block.samples, dtype=np.float32)
+        if not self._pending.size:
+            self._pending_t = block.t_start
+        self._pending = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        events: list[UtteranceEvent] = []
+        n = self._frame_len
+        while self._pending.size >= n:
+            frame = self._classifier.classify(self._pending[:n], self._pending_t)
+            self._pending = self._pending[n:]
+            self._pending_t += n / SAMPLE_RATE
+            events.extend(self._step(frame))
+        return events
+
+    def flush(self, t_end: float, reason: str = "stopped") -> list[UtteranceEvent]:
+        """End an open utterance now (listening switched off, shutdown); reset to QUIET."""
+        events: list[UtteranceEvent] = []
+        if self.in_utterance:
+            events.extend(self._end(t_end, reason))
+        self._reset()
+        return events
+
+    # -- the state machine -------------------------------------------------------------
+    def _step(self, frame: Frame) -> list[UtteranceEvent]:
+        s = self.settings
+        if self.state is VadState.QUIET:
+            if frame.speech:
+                self.state = VadState.STARTING
+                self._window = [frame]
+                return self._try_start()
+            self._pre_roll.append(frame)
+            return []
+        if self.state is VadState.STARTING:
+            self._window.append(frame)
+            return self._try_start()
+        # SPEAKING or STOPPING
+        events: list[UtteranceEvent] = []
+        if frame.t_start + len(frame.samples) / SAMPLE_RATE - self._utterance_t0 > s.max_utterance_s:
+            events.extend(self._split(frame.t_start))
+        if frame.speech:
+            self._speech_frames += 1
+            if self._tail:
+                events.append(self._audio(self._tail))
+                self._tail = []
+            events.append(self._audio([frame]))
+            self.state = VadState.SPEAKING
+            return events
+        self.state = VadState.STOPPING
+        self._tail.append(frame)
+        if len(self._tail) >= self._frames_for(s.end_silence_ms):
+            keep = self._tail[: self._frames_for(s.tail_keep_ms)] if s.tail_keep_ms else []
+            t_end = (keep[-1].t_start + len(keep[-1].samples) / SAMPLE_RATE) if keep else self._tail[0].t_start
+            if keep:
+                events.append(self._audio(keep))
+            leftover = self._tail[len(keep):]
+            events.extend(self._end(t_end, "silence"))
+            self._reset()
+            self._pre_roll.extend(leftover)
+        return events
+
+    def _try_start(self) -> list[UtteranceEvent]:
+        s = self.settings
+        speech = [f for f in self._window if f.speech]
+        if len(speech) >= self._frames_for(s.start_speech_ms) and self._modulated(speech):
+            return self._start()
+        if len(self._window) >= self._frames_for(s.start_window_ms):
+            # Slide: the oldest frame becomes pre-roll; restart the window at the next speech frame.
+            self._pre_roll.append(self._window.pop(0))
+            while self._window and not self._window[0].speech:
+                self._pre_roll.append(self._window.pop(0))
+            if not self._window:
+                self.state = VadState.QUIET
+        return []
+
+    def _modulated(self, speech: list[Frame]) -> bool:
+        levels = np.array([f.energy_db for f in speech])
+        return float(levels.std()) >= self.settings.start_modulation_db
+
+    def _start(self) -> list[UtteranceEvent]:
+        frames = [*self._pre_roll, *self._window]
+        self._utterance_id = next(self._ids)
+        self._utterance_t0 = frames[0].t_start
+        self._speech_frames = sum(f.speech for f in self._window)
+        self._continued = False
+        self._pre_roll.clear()
+        self._window = []
+        self.state = VadState.SPEAKING
+        return [UtteranceStarted(self._utterance_id, self._utterance_t0, self._source), self._audio(frames)]
+
+    def _split(self, t: float) -> list[UtteranceEvent]:
+        """Max length reached: end this utterance and go on with a new one, no audio lost."""
+        events: list[UtteranceEvent] = []
+        if self._tail:
+            events.append(self._audio(self._tail))
+            self._tail = []
+        events.append(UtteranceEnded(self._utterance_id, t, "max_length"))
+        self._utterance_id = next(self._ids)
+        self._utterance_t0 = t
+        self._speech_frames = 0
+        self._continued = True
+        events.append(UtteranceStarted(self._utterance_id, t, self._source))
+        return events
+
+    def _end(self, t_end: float, reason: str) -> list[UtteranceEvent]:
+        min_frames = self.settings.min_speech_ms / self.settings.frame_ms
+        if self._speech_frames < min_frames and not self._continued:
+            reason = TOO_SHORT
+        return [UtteranceEnded(self._utterance_id, t_end, reason)]
+
+    def _audio(self, frames: list[Frame]) -> UtteranceAudio:
+        return UtteranceAudio(self._utterance_id, np.concatenate([f.samples for f in frames]))
+
+    def _reset(self) -> None:
+        self.state = VadState.QUIET
+        self._window = []
+        self._tail = []
+        self._pre_roll.clear()
+        self._speech_frames = 0
