@@ -1,0 +1,358 @@
+"""The caption overlay: a frameless, translucent, always-on-top, click-through window.
+
+`CaptionOverlay(settings)` lives on the Qt main thread; other threads post to it through
+`subtone.overlay.bridge.CaptionBridge`. Public surface:
+
+- `show_caption(caption: Caption)`: create or update the line for `caption.utterance_id`.
+  A partial (`is_final` False) is drawn in italics with a trailing "…" and is replaced in
+  place by later partials and by the final; a final with empty text removes the line
+  (the recognizer heard no words). Each line starts with the emotion's glyph and label,
+  in the emotion's color (see palette.py), so the emotion never rests on color alone.
+- `set_legend_note(text)`: a small line above the captions, e.g. "emotion off: no emotion
+  model"; "" removes it. It is shown only while captions are.
+- `shown_captions() -> list[Caption]`: what is on screen now, oldest first (tests, e2e checks).
+- `caption_rect() -> QRect`: the backdrop box in global screen coordinates (empty when hidden).
+
+Window behaviour (measured on Xvfb + openbox + xcompmgr, see desktop-testing.md):
+the window never takes focus (Tool, WindowDoesNotAcceptFocus, WA_ShowWithoutActivating),
+lets every click through (WindowTransparentForInput: the X input shape is empty). Under a
+reparenting window manager the frame it adds would swallow clicks, so on X11 the window
+bypasses the window manager (override-redirect) and re-raises itself every
+`RAISE_INTERVAL_MS` while visible (through python-xlib: Qt's raise did not restack it),
+since no window manager keeps it on top; window managers never stack their own windows
+above it, but other override-redirect windows (popups, other overlays) can land above. The window is
+hidden while it has nothing to show; without a compositor its translucent parts are black.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+from PySide6.QtCore import QRect, QRectF, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter, QPaintEvent, QScreen
+from PySide6.QtWidgets import QWidget
+
+from subtone.config.settings import OverlaySettings
+from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, EmotionStyle, style_for
+from subtone.service.events import Caption
+
+log = logging.getLogger(__name__)
+
+RAISE_INTERVAL_MS = 500
+"""How often a window-manager-bypassing overlay re-raises itself above newly opened windows."""
+TICK_MS = 50
+"""Fade animation step (20 fps), only while captions are shown."""
+PADDING_PX = 14
+CORNER_RADIUS_PX = 10
+PARTIAL_MARK = " \u2026"  # " …"
+NOTE_COLOR = QColor("#c8c8c8")  # ≥ 4.5:1 over the backdrop, like the palette
+
+
+@dataclass
+class _Line:
+    caption: Caption
+    style: EmotionStyle
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One visual row: an optional label prefix (first row of a caption) and a stretch of text."""
+
+    line: _Line
+    prefix: str
+    text: str
+
+
+class CaptionOverlay(QWidget):
+    def __init__(
+        self,
+        settings: OverlaySettings,
+        palette: Mapping[str, EmotionStyle] = DEFAULT_PALETTE,
+    ) -> None:
+        super().__init__(None)
+        self._settings = settings
+        self._palette = palette
+        self._lines: dict[int, _Line] = {}  # insertion order = display order
+        self._note = ""
+        self._bypass_wm = QGuiApplication.platformName() == "xcb"
+
+        flags = (
+            Qt.WindowType.Window
+            | Qt.WindowType.FramelessWindowHint
+            | Qt.WindowType.WindowStaysOnTopHint
+            | Qt.WindowType.Tool
+            | Qt.WindowType.WindowTransparentForInput
+            | Qt.WindowType.WindowDoesNotAcceptFocus
+            | Qt.WindowType.NoDropShadowWindowHint
+        )
+        if self._bypass_wm:
+            flags |= Qt.WindowType.X11BypassWindowManagerHint
+        self.setWindowFlags(flags)
+        self.setAttribute(Qt.WidgetAttribute.WA_TranslucentBackground)
+        self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+        self.setAttribute(Qt.WidgetAttribute.WA_X11DoNotAcceptFocus)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setWindowTitle("subtone captions")
+
+        family = settings.font_family or QFont().defaultFamily()
+        self._font = QFont(family)
+        self._font.setPointSize(settings.font_size)
+        self._label_font = QFont(self._font)
+        self._label_font.setBold(True)
+        self._partial_font = QFont(self._font)
+        self._partial_font.setItalic(True)
+        self._note_font = QFont(self._font)
+        self._note_font.setPointSize(max(8, round(settings.font_size * 0.6)))
+        label_metrics = QFontMetrics(self._label_font)
+        self._label_column = max(label_metrics.horizontalAdvance(self._prefix(st)) for st in palette.values())
+
+        self._tick = QTimer(self)
+        self._tick.setInterval(TICK_MS)
+        self._tick.timeout.connect(self._on_tick)
+        self._raiser = QTimer(self)
+        self._raiser.setInterval(RAISE_INTERVAL_MS)
+        self._raiser.timeout.connect(self._keep_on_top)
+        self._x11: _X11Raiser | None = None
+        self._x11_tried = False
+
+        app = QGuiApplication.instance()
+        app.screenAdded.connect(lambda _s: self._place())
+        app.screenRemoved.connect(lambda _s: self._place())
+        app.primaryScreenChanged.connect(lambda _s: self._place())
+        self._place()
+
+    # ----- public -----
+
+    def show_caption(self, caption: Caption) -> None:
+        if caption.is_final and not caption.text.strip():
+            if self._lines.pop(caption.utterance_id, None) is not None:
+                self._after_change()
+            return
+        style = style_for(caption.emotion, self._palette)
+        expires = time.monotonic() + self._settings.caption_seconds
+        line = self._lines.get(caption.utterance_id)
+        if line is None:
+            self._lines[caption.utterance_id] = _Line(caption, style, expires)
+            # Every caption takes at least one row; older ones beyond that cannot show anyway.
+            while len(self._lines) > self._settings.lines:
+                del self._lines[next(iter(self._lines))]
+        else:
+            line.caption, line.style, line.expires_at = caption, style, expires
+        self._after_change()
+
+    def set_legend_note(self, text: str) -> None:
+        self._note = text.strip()
+        self._after_change()
+
+    def shown_captions(self) -> list[Caption]:
+        return [line.caption for line in self._lines.values()]
+
+    def caption_rect(self) -> QRect:
+        if not self.isVisible() or not self._lines:
+            return QRect()
+        return self._box_rect(len(self._rows())).translated(self.geometry().topLeft())
+
+    # ----- geometry -----
+
+    def _screen(self) -> QScreen:
+        screens = QGuiApplication.screens()
+        index = self._settings.monitor
+        if index == -1:
+            return QGuiApplication.primaryScreen()
+        if 0 <= index < len(screens):
+            return screens[index]
+        log.warning("overlay.monitor = %d, but there are %d monitors: using the primary one", index, len(screens))
+        return QGuiApplication.primaryScreen()
+
+    def _line_height(self) -> int:
+        return QFontMetrics(self._font).lineSpacing()
+
+    def _note_height(self) -> int:
+        return QFontMetrics(self._note_font).lineSpacing() if self._note else 0
+
+    def _place(self) -> None:
+        s = self._settings
+        area = self._screen().availableGeometry()
+        width = round(area.width() * s.width)
+        # Room for the note line even when there is none, so adding a note never moves the captions.
+        note_room = QFontMetrics(self._note_font).lineSpacing()
+        height = 2 * PADDING_PX + note_room + s.lines * self._line_height()
+        vertical, _, horizontal = s.position.partition("-")
+        if horizontal == "left":
+            x = area.left() + s.margin_px
+        elif horizontal == "right":
+            x = area.right() + 1 - s.margin_px - width
+        else:
+            x = area.left() + (area.width() - width) // 2
+        y = area.top() + s.margin_px if vertical == "top" else area.bottom() + 1 - s.margin_px - height
+        self.setGeometry(x, y, width, height)
+
+    def _box_rect(self, rows: int) -> QRect:
+        """The backdrop box in widget coordinates, hugging the top or bottom edge by position."""
+        height = 2 * PADDING_PX + self._note_height() + rows * self._line_height()
+        top = 0 if self._settings.position.startswith("top") else self.height() - height
+        return QRect(0, top, self.width(), height)
+
+    # ----- layout -----
+
+    def _prefix(self, style: EmotionStyle) -> str:
+        return f"{style.glyph} {style.label}  " if style.label else ""
+
+    def _rows(self) -> list[_Row]:
+        """Word-wrapped rows of every caption, newest last, cut to the configured number of lines."""
+        width = self.width() - 2 * PADDING_PX
+        rows: list[_Row] = []
+        for line in self._lines.values():
+            font = self._font if line.caption.is_final else self._partial_font
+            metrics = QFontMetrics(font)
+            text = line.caption.text.strip() + ("" if line.caption.is_final else PARTIAL_MARK)
+            prefix = self._prefix(line.style)
+            indent = self._label_column if prefix else 0
+            available = width - indent
+            current = ""
+            first = True
+            for word in text.split():
+                candidate = f"{current} {word}" if current else word
+                if current and metrics.horizontalAdvance(candidate) > available:
+                    rows.append(_Row(line, prefix if first else "", current))
+                    first, current = False, word
+                else:
+                    current = candidate
+            rows.append(_Row(line, prefix if first else "", current))
+        return rows[-self._settings.lines :]
+
+    # ----- time -----
+
+    def _opacity(self, line: _Line, now: float) -> float:
+        remaining = line.expires_at - now
+        fade = self._settings.fade_seconds
+        if remaining <= 0:
+            return 0.0
+        if fade > 0 and remaining < fade:
+            return remaining / fade
+        return 1.0
+
+    def _after_change(self) -> None:
+        if self._lines:
+            if not self.isVisible():
+                self._place()
+                self.show()
+                if self._bypass_wm:
+                    self._raiser.start()
+            self.raise_()
+            self._tick.start()
+        else:
+            self._tick.stop()
+            self._raiser.stop()
+            self.hide()
+        self.update()
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        expired = [uid for uid, line in self._lines.items() if line.expires_at <= now]
+        for uid in expired:
+            del self._lines[uid]
+        if expired or any(self._opacity(line, now) < 1.0 for line in self._lines.values()):
+            self._after_change()
+
+    def _keep_on_top(self) -> None:
+        # QWidget.raise_() did not restack the override-redirect window here (Qt 6.12, xcb),
+        # so the raise goes straight to the X server over a second connection.
+        if self._x11 is None and not self._x11_tried:
+            self._x11_tried = True
+            self._x11 = _X11Raiser.open()
+        if self._x11 is None or not self._x11.raise_window(int(self.winId())):
+            self.raise_()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self._tick.stop()
+        self._raiser.stop()
+        if self._x11 is not None:
+            self._x11.close()
+            self._x11, self._x11_tried = None, False
+        super().closeEvent(event)
+
+    # ----- painting -----
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        if not self._lines:
+            return
+        now = time.monotonic()
+        rows = self._rows()
+        box = self._box_rect(len(rows))
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        painter.fillRect(self.rect(), Qt.GlobalColor.transparent)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
+
+        strongest = max(self._opacity(line, now) for line in self._lines.values())
+        backdrop = QColor(*BACKDROP_RGB)
+        backdrop.setAlphaF(self._settings.backdrop_opacity * strongest)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(backdrop)
+        painter.drawRoundedRect(QRectF(box), CORNER_RADIUS_PX, CORNER_RADIUS_PX)
+
+        y = box.top() + PADDING_PX
+        if self._note:
+            note = QColor(NOTE_COLOR)
+            note.setAlphaF(strongest)
+            painter.setFont(self._note_font)
+            painter.setPen(note)
+            ascent = QFontMetrics(self._note_font).ascent()
+            painter.drawText(box.left() + PADDING_PX, y + ascent, self._note)
+            y += self._note_height()
+
+        line_height = self._line_height()
+        ascent = QFontMetrics(self._font).ascent()
+        for row in rows:
+            color = QColor(row.line.style.color)
+            color.setAlphaF(self._opacity(row.line, now))
+            painter.setPen(color)
+            x = box.left() + PADDING_PX
+            baseline = y + ascent
+            if row.prefix:
+                painter.setFont(self._label_font)
+                painter.drawText(x, baseline, row.prefix)
+            if row.line.style.label:
+                x += self._label_column  # text of every labeled row starts in one column
+            painter.setFont(self._font if row.line.caption.is_final else self._partial_font)
+            painter.drawText(x, baseline, row.text)
+            y += line_height
+        painter.end()
+
+
+class _X11Raiser:
+    """Raises a window through python-xlib; None from open() when X11 or python-xlib is missing."""
+
+    def __init__(self, display) -> None:
+        self._display = display
+
+    @classmethod
+    def open(cls) -> "_X11Raiser | None":
+        try:
+            from Xlib import display as xdisplay
+
+            return cls(xdisplay.Display())
+        except Exception as exc:  # no python-xlib, no DISPLAY: fall back to Qt's raise
+            log.debug("python-xlib raise unavailable (%s); using Qt's raise", exc)
+            return None
+
+    def raise_window(self, window_id: int) -> bool:
+        from Xlib import X
+
+        try:
+            self._display.create_resource_object("window", window_id).configure(stack_mode=X.Above)
+            self._display.flush()
+            return True
+        except Exception as exc:
+            log.debug("X11 raise failed: %s", exc)
+            return False
+
+    def close(self) -> None:
+        self._display.close()
