@@ -55,6 +55,7 @@ class AsrSettings:
     no_speech_threshold: float = field(metadata=_range(0.0, 1.0))
     logprob_threshold: float = field(metadata=_range(-20.0, 0.0))
     trim_encoder: bool
+    silence_gate_dbfs: float = field(metadata=_range(-120.0, 0.0))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,214 @@
+"""Whisper on ONNX Runtime: log-mel → encoder → greedy decoding with a KV cache.
+
+Graphs (see subtone.export.whisper_export): the encoder returns every decoder
+layer's cross-attention keys/values once per window; the decoder step takes new
+tokens plus the grown self-attention cache. Audio over 30 s is cut into 30 s
+windows. With `trim_encoder` the encoder sees only the audio's own length
+(rounded up to whole seconds) instead of a 30 s window, like whisper.cpp's audio_ctx.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from subtone.config import Settings
+from subtone.service.errors import SubtoneError
+from subtone.service.model_registry import ModelEntry
+from subtone.service.onnx_session import SessionInfo, create_session
+from subtone.service.recognizer import Transcript
+from subtone.service.whisper_frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
+from subtone.service.whisper_tokenizer import SpecialTokens, WhisperTokenizer
+
+log = logging.getLogger(__name__)
+
+TRIM_MULTIPLE_FRAMES = 100
+"""A trimmed window is rounded up to whole seconds: fewer distinct shapes, and some trailing silence."""
+
+
+@dataclass(frozen=True)
+class WhisperOptions:
+    max_tokens: int = 224
+    """Cap on text tokens per 30 s window."""
+    no_speech_threshold: float = 0.6
+    """Whisper's rule: drop a window when P(<|nospeech|>) is above this ..."""
+    logprob_threshold: float = -1.0
+    """... and the mean token log-probability is below this."""
+    trim_encoder: bool = True
+    """Encode only the audio's length (rounded up to 1 s) instead of a full 30 s window."""
+    silence_gate_dbfs: float = -60.0
+    """RMS level under which audio is silence and no model runs."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "WhisperOptions":
+        asr = settings.asr
+        return cls(
+            max_tokens=asr.max_tokens,
+            no_speech_threshold=asr.no_speech_threshold,
+            logprob_threshold=asr.logprob_threshold,
+            trim_encoder=asr.trim_encoder,
+            silence_gate_dbfs=asr.silence_gate_dbfs,
+        )
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    if audio.size == 0:
+        return -math.inf
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+class WhisperRecognizer:
+    """Transcribes 16 kHz mono float32 audio; sessions and masks are built once and reused."""
+
+    def __init__(
+        self,
+        name: str,
+        encoder,  # onnxruntime.InferenceSession
+        decoder,
+        tokenizer: WhisperTokenizer,
+        prompt: tuple[int, ...],
+        suppress: np.ndarray,
+        suppress_begin: np.ndarray,
+        dims: dict,
+        options: WhisperOptions,
+        session_info: SessionInfo,
+    ):
+        self.name = name
+        self.session_info = session_info
+        self.options = options
+        self.tokenizer = tokenizer
+        self._encoder = encoder
+        self._decoder = decoder
+        self._special = tokenizer.special
+        self._prompt = np.array([prompt], dtype=np.int64)
+        self._suppress = suppress
+        self._suppress_begin = suppress_begin
+        self._n_text_ctx = int(dims["n_text_ctx"])
+        layers, heads = int(dims["n_text_layer"]), int(dims["n_head"])
+        head_dim = int(dims["n_state"]) // heads
+        self._self_names = [f"self_{kv}_{i}" for kv in "kv" for i in range(layers)]
+        self._cross_names = [f"cross_{kv}_{i}" for kv in "kv" for i in range(layers)]
+        empty = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
+        self._empty_cache = {name: empty for name in self._self_names}
+        self._token = np.zeros((1, 1), dtype=np.int64)
+
+    @classmethod
+    def from_entry(cls, entry: ModelEntry, settings: Settings) -> "WhisperRecognizer":
+        info = entry.info
+        try:
+            special = SpecialTokens.from_mapping(info["special_tokens"])
+            dims = dict(info["dims"])
+            prompt = tuple(int(t) for t in info["prompt"])
+        except (KeyError, TypeError):
+            raise SubtoneError(
+                f"manifest entry '{entry.name}' lacks Whisper fields (special_tokens, dims, prompt); "
+                f"re-export it with `{entry.export_command or 'subtone export whisper'}`"
+            ) from None
+        providers, threads = settings.runtime.providers, settings.runtime.threads
+        encoder, session_info = create_session(entry.path("encoder"), providers, threads, f"{entry.name} encoder")
+        decoder, _ = create_session(entry.path("decoder"), providers, threads, f"{entry.name} decoder")
+        tokenizer = WhisperTokenizer(entry.path("tokenizer"), special)
+        n_vocab = int(dims["n_vocab"])
+        suppress = np.zeros(n_vocab, dtype=bool)
+        suppress[[t for t in info.get("suppress_tokens", []) if 0 <= t < n_vocab]] = True
+        suppress[special.sot :] = True  # control and timestamp tokens are never text
+        suppress_begin = suppress.copy()
+        suppress_begin[[t for t in info.get("suppress_tokens_begin", []) if 0 <= t < n_vocab]] = True
+        return cls(
+            entry.name,
+            encoder,
+            decoder,
+            tokenizer,
+            prompt,
+            suppress,
+            suppress_begin,
+            dims,
+            WhisperOptions.from_settings(settings),
+            session_info,
+        )
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        """Text for `audio`; empty for silence (energy gate) or when Whisper's no-speech rule fires."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if rms_dbfs(audio) < self.options.silence_gate_dbfs:
+            return Transcript(text="", tokens=(), avg_logprob=0.0, no_speech_prob=1.0)
+        mel = log_mel(audio)
+        content = audio.size // HOP_LENGTH
+        tokens: list[int] = []
+        logprobs: list[float] = []
+        no_speech: list[float] = []
+        for start in range(0, max(content, 1), CHUNK_FRAMES):
+            window = self._window(mel, start, min(CHUNK_FRAMES, content - start))
+            result = self.decode_mel(window)
+            no_speech.append(result.no_speech_prob)
+            if self._is_silence(result):
+                continue
+            tokens.extend(result.tokens)
+            logprobs.append(result.avg_logprob)
+        return Transcript(
+            text=self.tokenizer.decode(tokens),
+            tokens=tuple(tokens),
+            avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
+            no_speech_prob=float(min(no_speech)) if no_speech else 1.0,
+        )
+
+    def _window(self, mel: np.ndarray, start: int, content: int) -> np.ndarray:
+        frames = CHUNK_FRAMES
+        if self.options.trim_encoder:
+            frames = min(CHUNK_FRAMES, max(1, math.ceil(content / TRIM_MULTIPLE_FRAMES)) * TRIM_MULTIPLE_FRAMES)
+        return np.ascontiguousarray(mel[None, :, start : start + frames])
+
+    def _is_silence(self, result: WindowResult) -> bool:
+        if not result.tokens:
+            return True
+        return (
+            result.no_speech_prob > self.options.no_speech_threshold
+            and result.avg_logprob < self.options.logprob_threshold
+        )
+
+    def decode_mel(self, mel: np.ndarray) -> WindowResult:
+        """Greedy decoding of one window's log-mel [1, 80, F] (F ≤ 3000, even)."""
+        if mel.shape[-1] < CHUNK_FRAMES:  # the trimmed window must stay even for the stride-2 conv
+            mel = mel[..., : mel.shape[-1] - mel.shape[-1] % 2]
+        cross = dict(zip(self._cross_names, self._encoder.run(self._cross_names, {"mel": mel})))
+        feeds = {"tokens": self._prompt, **self._empty_cache, **cross}
+        logits, *cache = self._decoder.run(None, feeds)
+        no_speech_prob = float(np.exp(_log_softmax(logits[0, 0])[self._special.no_speech]))
+        step_logits = logits[0, -1]
+        limit = min(self.options.max_tokens, self._n_text_ctx - self._prompt.shape[1])
+        tokens: list[int] = []
+        sum_logprob = 0.0
+        for step in range(limit + 1):
+            step_logits[self._suppress_begin if step == 0 else self._suppress] = -np.inf
+            logprobs = _log_softmax(step_logits)
+            token = int(np.argmax(step_logits))
+            sum_logprob += float(logprobs[token])
+            if token == self._special.eot or step == limit:
+                break
+            tokens.append(token)
+            self._token[0, 0] = token
+            feeds["tokens"] = self._token
+            feeds.update(zip(self._self_names, cache))
+            logits, *cache = self._decoder.run(None, feeds)
+            step_logits = logits[0, -1]
+        return WindowResult(
+            tokens=tuple(tokens),
+            avg_logprob=sum_logprob / (len(tokens) + 1),
+            no_speech_prob=no_speech_prob,
+        )
