@@ -16,6 +16,8 @@ RUNTIME_COMMANDS = [
     "subtone.service.commands.transcribe",
     "subtone.service.commands.doctor",
     "subtone.service.commands.devices",
+    "subtone.service.commands.run",
+    "subtone.service.commands.history",
 ]
 
 # Model-factory commands need the export extra (torch); their parsers live in subtone.export.

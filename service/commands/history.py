@@ -1,0 +1,46 @@
+"""`subtone history`: where the caption history is, and export to .srt or .txt."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from subtone.service.commands.common import settings_from_args
+from subtone.service.errors import SubtoneError
+from subtone.service.history import FORMATS, history_path, read_history, to_srt, to_txt
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "history",
+        help="the caption history: print its path or export it",
+        description="Captions shown by `subtone run` are kept in a private JSON-lines file when [history] is on.",
+        epilog="example: subtone history export --format srt --out meeting.srt",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("path", help="print where the history file is")
+    export = actions.add_parser("export", help="write the history as subtitles (.srt) or plain text (.txt)")
+    export.add_argument("--format", choices=FORMATS, default="txt", help="srt or txt (default: txt)")
+    export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    export.add_argument("--file", metavar="HISTORY", help="history file to read (default: the configured one)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    path = history_path(settings.history)
+    if args.action == "path" or args.action is None:
+        print(path)
+        return 0
+    records = read_history(Path(args.file) if args.file else path)
+    text = to_srt(records) if args.format == "srt" else to_txt(records)
+    if args.out:
+        out = Path(args.out)
+        if out.is_dir():
+            raise SubtoneError(f"{out} is a folder; expected a file name for the export")
+        out.write_text(text, encoding="utf-8")
+        print(f"{len(records)} captions written to {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,267 @@
+"""The controller: wires audio → trigger(s) → recognizer worker → caption sinks, and owns the state.
+
+    audio source ──blocks──▶ trigger thread ──utterance events──▶ RecognizerWorker ──Caption──▶ sinks
+                              (PushToTalkGate and/or VadSegmenter)
+
+Everything here is plain threads; the Qt side (overlay, tray) only sees the callbacks
+`on_caption`, `on_state` and `on_note`, which may be called from any thread (the daemon posts
+them through the overlay's CaptionBridge). Tray commands arrive as method calls
+(`set_listening`, `set_mode`, `set_device`) from any thread too.
+
+State (what the tray shows): ERROR while the microphone or the speech model is unusable (with
+its one-line message), else IDLE when not listening, RECOGNISING while the worker decodes,
+HEARING while an utterance is open, LISTENING otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from subtone.config import Settings
+from subtone.service.events import (
+    Caption,
+    ServiceState,
+    StateChanged,
+    UtteranceEnded,
+    UtteranceEvent,
+    UtteranceStarted,
+)
+from subtone.service.push_to_talk import PushToTalkGate
+from subtone.service.recognizer_worker import RecognizerWorker
+from subtone.service.vad_segmenter import VadSegmenter
+
+log = logging.getLogger(__name__)
+
+MODES = ("push-to-talk", "voice", "both")
+
+
+class AudioSource(Protocol):
+    blocks: queue.Queue
+    device_name: str
+
+    def start(self) -> None: ...
+    def stop(self, timeout: float = 5.0) -> bool: ...
+    def set_device(self, spec: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    transcriber: Any
+    emotion: Any | None
+    note: str
+    """Legend note for the overlay ("" when emotion runs), e.g. "emotion off: no emotion model"."""
+
+
+def load_models(settings: Settings) -> ModelSet:
+    """The speech model (required) and the emotion model (optional: its absence is a note, not an error)."""
+    from subtone.service.model_registry import load_model
+    from subtone.service.recognizer import create_recognizer
+
+    models_dir = settings.models_dir()
+    transcriber = create_recognizer(load_model(models_dir, settings.asr.model), settings)
+    if not settings.emotion.enabled:
+        return ModelSet(transcriber, None, "emotion off (settings)")
+    try:
+        from subtone.service.emotion import EmotionRecognizer
+    except ImportError:
+        return ModelSet(transcriber, None, "emotion off: this version has no emotion recognizer")
+    try:
+        emotion = EmotionRecognizer.from_entry(load_model(models_dir, settings.emotion.model), settings)
+    except Exception as exc:  # a missing or broken emotion model only costs the colors
+        log.warning("emotion model unavailable: %s", exc)
+        return ModelSet(transcriber, None, f"emotion off: model '{settings.emotion.model}' unavailable")
+    return ModelSet(transcriber, emotion, "")
+
+
+class Controller:
+    """`start()`, then tray/hotkey calls; `stop()` ends every thread it started."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: AudioSource,
+        on_caption: Callable[[Caption], None],
+        on_state: Callable[[StateChanged], None] = lambda event: None,
+        on_note: Callable[[str], None] = lambda text: None,
+        models: Callable[[], ModelSet] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self._on_caption = on_caption
+        self._on_state = on_state
+        self._on_note = on_note
+        self._models = models or (lambda: load_models(settings))
+        ids = itertools.count(1)
+        self.ptt = PushToTalkGate(
+            settings.hotkey.style, settings.trigger.hotkey_pre_roll_ms, settings.trigger.hotkey_post_roll_ms, ids
+        )
+        self.vad = VadSegmenter(settings.vad, ids)
+        self.worker = RecognizerWorker(
+            self._load_models,
+            on_caption=self._caption,
+            on_busy=self._busy,
+            on_error=self._model_failed,
+            max_pending=settings.trigger.max_pending_utterances,
+        )
+        self._lock = threading.RLock()
+        self._mode = settings.trigger.mode
+        self._listening = settings.trigger.listening
+        self._mic_error: str | None = None
+        self._model_error: str | None = None
+        self._decoding = False
+        self._open_utterances: set[int] = set()
+        self._published: StateChanged | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.captions_made = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._publish()
+        self.worker.start()
+        self.source.start()
+        self._thread = threading.Thread(target=self._trigger_loop, name="trigger", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Close open utterances, stop the audio, let the worker finish what waits; True if all ended."""
+        self._stop.set()
+        ok = True
+        if self._thread is not None:
+            self._thread.join(5.0)
+            ok &= not self._thread.is_alive()
+        ok &= self.source.stop()
+        ok &= self.worker.stop(timeout)
+        return ok
+
+    # -- commands from the tray / hotkey (any thread) -----------------------------------
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    def set_listening(self, on: bool) -> None:
+        with self._lock:
+            self._listening = bool(on)
+        log.info("listening %s", "on" if on else "off")
+        self._publish()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"trigger mode {mode!r}: expected one of {MODES}")
+        with self._lock:
+            self._mode = mode
+        log.info("trigger mode: %s", mode)
+
+    def set_device(self, spec: str) -> None:
+        log.info("switching microphone to '%s'", spec or "default")
+        self.source.set_device(spec)
+
+    def hotkey_pressed(self, *_: Any) -> None:
+        if self._mode != "voice" and self._listening:
+            self.ptt.press(time.monotonic())
+
+    def hotkey_released(self, *_: Any) -> None:
+        self.ptt.release(time.monotonic())
+
+    def microphone_error(self, message: str | None) -> None:
+        """The audio source's on_error callback."""
+        with self._lock:
+            self._mic_error = message
+        self._publish()
+
+    # -- state -------------------------------------------------------------------------
+    def state(self) -> StateChanged:
+        with self._lock:
+            if self._mic_error:
+                return StateChanged(ServiceState.ERROR, self._mic_error)
+            if self._model_error:
+                return StateChanged(ServiceState.ERROR, self._model_error)
+            if not self._listening:
+                return StateChanged(ServiceState.IDLE)
+            if self._decoding:
+                return StateChanged(ServiceState.RECOGNISING)
+            if self._open_utterances:
+                return StateChanged(ServiceState.HEARING)
+            return StateChanged(ServiceState.LISTENING)
+
+    def _publish(self) -> None:
+        with self._lock:
+            current = self.state()
+            if current == self._published:
+                return
+            self._published = current
+        log.info("state: %s%s", current.state.value, f" ({current.detail})" if current.detail else "")
+        self._on_state(current)
+
+    # -- worker callbacks (worker thread) -------------------------------------------------
+    def _load_models(self) -> tuple[Any, Any]:
+        models = self._models()
+        self._on_note(models.note)
+        return models.transcriber, models.emotion
+
+    def _model_failed(self, message: str) -> None:
+        with self._lock:
+            self._model_error = message
+        self._publish()
+
+    def _busy(self, busy: bool) -> None:
+        with self._lock:
+            self._decoding = busy
+        self._publish()
+
+    def _caption(self, caption: Caption) -> None:
+        self.captions_made += 1
+        try:
+            self._on_caption(caption)
+        except Exception:  # a broken sink must not stop the recognizer
+            log.exception("a caption sink failed")
+
+    # -- the trigger thread --------------------------------------------------------------
+    def _trigger_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                block = self.source.blocks.get(timeout=0.1)
+            except queue.Empty:
+                self._forward(self.ptt.tick(time.monotonic()))
+                continue
+            with self._lock:
+                mode, listening = self._mode, self._listening
+            events: list[UtteranceEvent] = []
+            if not listening:
+                events += self.ptt.stop(block.t_start) + self.vad.flush(block.t_start)
+                self._forward(events)
+                continue
+            if mode == "voice":
+                events += self.ptt.stop(block.t_start)
+            else:
+                events += self.ptt.push(block)
+            if mode == "push-to-talk" or self.ptt.is_open or self.ptt.wants_open:
+                # The hotkey wins in "both": a voice utterance in progress ends where the key took over.
+                events += self.vad.flush(block.t_start)
+            else:
+                events += self.vad.push(block)
+            self._forward(events)
+        now = time.monotonic()
+        self._forward(self.ptt.stop(now) + self.vad.flush(now))
+
+    def _forward(self, events: list[UtteranceEvent]) -> None:
+        if not events:
+            return
+        for event in events:
+            self.worker.submit(event)
+            with self._lock:
+                if isinstance(event, UtteranceStarted):
+                    self._open_utterances.add(event.utterance_id)
+                elif isinstance(event, UtteranceEnded):
+                    self._open_utterances.discard(event.utterance_id)
+        self._publish()

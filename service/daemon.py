@@ -1,0 +1,333 @@
+"""`subtone run`: the resident service. Builds the pieces, runs the main loop, shuts down cleanly.
+
+With an overlay or a tray, the main thread runs Qt's event loop (the overlay is a Qt window; the
+tray's GTK backend runs inside Qt's glib loop via `run_detached`). Without either (tests, soak
+runs) it waits on a plain event. Either way SIGTERM, SIGINT (Ctrl+C) and the tray's Quit end in
+the same `shutdown`: open utterances are closed, the audio stream is closed, the worker
+decodes what is waiting, the history is flushed, and every thread it started is joined.
+
+Errors that the user can fix (microphone gone, model missing, hotkey impossible) are logged,
+shown in the tray, and the service keeps going with what still works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from subtone.config import Settings
+from subtone.config.settings import DEFAULT_TOML
+from subtone.service.controller import Controller
+from subtone.service.event_log import EventLog
+from subtone.service.events import Caption, ServiceState, StateChanged
+from subtone.service.history import CaptionHistory, history_path
+from subtone.service.instance_lock import InstanceLock
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.2
+"""How often the main loop checks for a stop request (tray Quit, end of an input file)."""
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    tray: bool = True
+    overlay: bool = True
+    hotkey: bool = True
+    events_jsonl: Path | None = None
+    """Write every caption and state change here as JSON lines."""
+    input_file: Path | None = None
+    """Play this recording instead of opening a microphone."""
+    input_realtime: bool = True
+    exit_when_done: bool = False
+    """With input_file: stop once it has played and its captions are out."""
+    settings_file: Path | None = None
+    """The user settings file the tray's "Settings" item opens."""
+
+
+class Daemon:
+    def __init__(self, settings: Settings, options: DaemonOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self._stop_requested = threading.Event()
+        self._caption_sinks: list[Callable[[Caption], None]] = []
+        self._state_sinks: list[Callable[[StateChanged], None]] = []
+        self._note_sinks: list[Callable[[str], None]] = []
+        self.event_log = EventLog(options.events_jsonl) if options.events_jsonl else None
+        self.history: CaptionHistory | None = None
+        if settings.history.enabled:
+            try:
+                self.history = CaptionHistory(history_path(settings.history))
+            except OSError as exc:
+                log.error("caption history off: cannot write %s (%s)", history_path(settings.history), exc)
+        if self.event_log:
+            self._caption_sinks.append(self.event_log.caption)
+            self._state_sinks.append(self.event_log.state)
+            self._note_sinks.append(self.event_log.note)
+        if self.history:
+            self._caption_sinks.append(self.history.append)
+        self.source = self._make_source()
+        self.controller = Controller(
+            settings,
+            self.source,
+            on_caption=self._fan_out(self._caption_sinks),
+            on_state=self._fan_out(self._state_sinks),
+            on_note=self._fan_out(self._note_sinks),
+        )
+        self.hotkey: Any = None
+
+    @staticmethod
+    def _fan_out(sinks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
+        def post(item: Any) -> None:
+            for sink in list(sinks):
+                try:
+                    sink(item)
+                except Exception:
+                    log.exception("sink %r failed", sink)
+
+        return post
+
+    def _make_source(self) -> Any:
+        if self.options.input_file:
+            from subtone.service.audio_capture import FileSource
+
+            return FileSource(self.options.input_file, self.settings.audio.block_ms, realtime=self.options.input_realtime)
+        from subtone.service.audio_capture import MicrophoneCapture
+
+        return MicrophoneCapture(
+            self.settings.audio.device,
+            self.settings.audio.block_ms,
+            on_error=lambda message: self.controller.microphone_error(message),
+            backoff_max_s=self.settings.audio.reopen_backoff_max_s,
+        )
+
+    # -- running -----------------------------------------------------------------------
+    def run(self) -> int:
+        if self.options.overlay or self.options.tray:
+            return self._run_qt()
+        return self._run_plain()
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def _should_stop(self) -> bool:
+        if self._stop_requested.is_set():
+            return True
+        source_done = getattr(self.source, "finished", None)
+        if self.options.exit_when_done and source_done is not None and source_done.is_set():
+            stats = self.controller.worker.stats()
+            if self.source.blocks.empty() and stats.pending == 0 and not self.controller.state().state in (
+                ServiceState.RECOGNISING,
+                ServiceState.HEARING,
+            ):
+                return True
+        return False
+
+    def _run_plain(self) -> int:
+        previous = {sig: signal.signal(sig, lambda *_: self.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._start()
+            while not self._should_stop():
+                time.sleep(POLL_S)
+        finally:
+            self.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _run_qt(self) -> int:
+        os.environ.setdefault("NO_AT_BRIDGE", "1")
+        from PySide6.QtCore import QSocketNotifier, QTimer
+        from PySide6.QtWidgets import QApplication
+
+        from subtone.overlay.bridge import CaptionBridge
+
+        app = QApplication.instance() or QApplication(["subtone"])
+        app.setQuitOnLastWindowClosed(False)
+        bridge = CaptionBridge()
+        tray = None
+        if self.options.overlay:
+            from subtone.overlay.window import CaptionOverlay
+
+            overlay = CaptionOverlay(self.settings.overlay)
+            bridge.attach_overlay(overlay)
+            self._caption_sinks.insert(0, bridge.post_caption)
+            self._note_sinks.insert(0, bridge.post_note)
+        if self.options.tray:
+            tray = self._make_tray()
+            if tray is not None:
+                bridge.attach_state(tray.set_state)
+                self._state_sinks.insert(0, bridge.post_state)
+
+        # Python runs signal handlers only when it gets control; the wake-up fd makes Qt's loop
+        # notice a signal at once (the socket becomes readable) and hand control back.
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        old_wakeup = signal.set_wakeup_fd(writer.fileno())
+        previous = {sig: signal.signal(sig, lambda *_: self.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
+
+        def drain_and_check() -> None:
+            try:
+                reader.recv(64)
+            except OSError:
+                pass
+            if self._should_stop():
+                app.quit()
+
+        notifier.activated.connect(drain_and_check)
+        timer = QTimer()
+        timer.timeout.connect(lambda: app.quit() if self._should_stop() else None)
+        timer.start(int(POLL_S * 1000))
+        try:
+            self._start()
+            if tray is not None:
+                tray.run_detached()
+                tray.set_state(self.controller.state())
+                self._send_devices(tray)
+            if not self._should_stop():
+                app.exec()
+        finally:
+            timer.stop()
+            notifier.setEnabled(False)
+            if tray is not None:
+                try:
+                    tray.stop()
+                except Exception:
+                    log.exception("stopping the tray failed")
+            self.shutdown()
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            reader.close()
+            writer.close()
+        return 0
+
+    def _start(self) -> None:
+        self.controller.start()
+        if self.options.hotkey:
+            self._start_hotkey()
+
+    def _start_hotkey(self) -> None:
+        try:
+            from subtone.service.hotkey import HotkeyListener
+
+            self.hotkey = HotkeyListener(
+                self.settings.hotkey.combo, self.controller.hotkey_pressed, self.controller.hotkey_released
+            )
+            self.hotkey.start()
+        except Exception as exc:  # no display, Wayland, bad combo: voice mode still works
+            self.hotkey = None
+            message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            log.warning("push-to-talk hotkey unavailable: %s", message)
+            self._fan_out(self._note_sinks)(f"hotkey unavailable: {message}")
+
+    def shutdown(self) -> None:
+        """Idempotent: stop hotkey, controller (audio, trigger, worker), flush history and logs."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
+        if self.hotkey is not None:
+            try:
+                self.hotkey.stop()
+            except Exception:
+                log.exception("stopping the hotkey listener failed")
+        clean = self.controller.stop()
+        if self.history:
+            self.history.close()
+        left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
+        log.info("stopped %s; threads still running: %s", "cleanly" if clean else "with a timeout", left or "none")
+        if self.event_log:
+            self.event_log._write({"type": "exit", "clean": clean, "threads": left})
+            self.event_log.close()
+
+    # -- tray ----------------------------------------------------------------------------
+    def _make_tray(self) -> Any:
+        try:
+            from subtone.service.tray import Tray
+
+            return Tray(
+                on_listening=self.controller.set_listening,
+                on_mode=self.controller.set_mode,
+                on_device=self._switch_device,
+                on_open_settings=self.open_settings,
+                on_open_history=self.open_history,
+                on_quit=self.request_stop,
+                listening=self.controller.listening,
+                mode=self.controller.mode,
+            )
+        except Exception as exc:  # no tray host, no GTK: captions still work
+            log.warning("tray unavailable: %s", exc)
+            return None
+
+    def _send_devices(self, tray: Any) -> None:
+        try:
+            from subtone.service.audio_capture import list_input_devices
+
+            names = [d.name for d in list_input_devices()]
+        except Exception as exc:
+            log.warning("cannot list microphones: %s", exc)
+            names = []
+        tray.set_devices(names, getattr(self.source, "device_name", ""))
+
+    def _switch_device(self, name: str) -> None:
+        self.controller.set_device(name)
+
+    def open_settings(self) -> Path:
+        path = self.options.settings_file
+        if path is None:
+            from subtone.config import user_config_path
+
+            path = user_config_path()
+        if not path.exists():
+            write_commented_defaults(path)
+        _open_with_desktop(path)
+        return path
+
+    def open_history(self) -> Path | None:
+        if self.history is None:
+            self._fan_out(self._note_sinks)("caption history is off ([history] enabled = false)")
+            return None
+        _open_with_desktop(self.history.path)
+        return self.history.path
+
+
+def write_commented_defaults(path: Path) -> None:
+    """A settings file with every default present but commented out: uncomment what you change."""
+    lines = []
+    for line in DEFAULT_TOML.read_text(encoding="utf-8").splitlines():
+        lines.append(f"# {line}" if re.match(r"^[A-Za-z_][\w-]*\s*=", line) else line)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log.info("wrote %s from the defaults (all commented out)", path)
+
+
+def _open_with_desktop(path: Path) -> None:
+    opener = shutil.which("xdg-open")
+    if opener is None:
+        log.warning("cannot open %s: xdg-open not found", path)
+        return
+    subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def run_daemon(settings: Settings, options: DaemonOptions, announce: Callable[[str], None] = print) -> int:
+    lock = InstanceLock()
+    if not lock.acquire():
+        announce(f"subtone is already running (pid {lock.holder or '?'}; lock {lock.path})")
+        return 0
+    try:
+        daemon = Daemon(settings, options)
+        return daemon.run()
+    finally:
+        lock.release()

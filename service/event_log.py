@@ -1,0 +1,50 @@
+"""Captions and state changes as JSON lines, for tests, soak runs and scripts (`subtone run --events-jsonl`).
+
+Each line has "type" ("caption" or "state"), "wall" (Unix time written) and "mono" (monotonic
+time written, comparable with a caption's t_start/t_end, which are monotonic too).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from subtone.service.events import Caption, StateChanged
+
+
+class EventLog:
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._file = Path(path).open("a", encoding="utf-8", buffering=1)
+
+    def caption(self, caption: Caption) -> None:
+        self._write(
+            {
+                "type": "caption",
+                "utterance_id": caption.utterance_id,
+                "text": caption.text,
+                "is_final": caption.is_final,
+                "t_start": round(caption.t_start, 4),
+                "t_end": round(caption.t_end, 4),
+                "emotion": caption.emotion,
+                "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
+            }
+        )
+
+    def state(self, event: StateChanged) -> None:
+        self._write({"type": "state", "state": event.state.value, "detail": event.detail})
+
+    def note(self, text: str) -> None:
+        self._write({"type": "note", "text": text})
+
+    def _write(self, record: dict) -> None:
+        record = {**record, "wall": round(time.time(), 4), "mono": round(time.monotonic(), 4)}
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
