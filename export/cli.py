@@ -13,9 +13,9 @@ from subtone.service.errors import SubtoneError
 
 # (command, target) → module with `register(subparsers)`; each sets `func` on its parser.
 SUBCOMMANDS: dict[str, list[str]] = {
-    "export": ["subtone.export.whisper_cli"],
-    "train": [],
-    "eval": [],
+    "export": ["subtone.export.emotion.onnx_export", "subtone.export.whisper_cli", "subtone.export.nemo_cli"],
+    "train": ["subtone.export.emotion.train"],
+    "eval": ["subtone.export.emotion.evaluate"],
 }
 
 

@@ -9,6 +9,7 @@ import time
 
 from subtone.service.audio_file import SAMPLE_RATE, load_audio
 from subtone.service.commands.common import settings_from_args
+from subtone.service.emotion import describe, load_emotion_recognizer
 from subtone.service.errors import SubtoneError
 from subtone.service.model_registry import load_model
 from subtone.service.recognizer import create_recognizer
@@ -31,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, **{"asr.model": args.model})
     entry = load_model(settings.models_dir(), settings.asr.model)
     recognizer = create_recognizer(entry, settings)
+    emotion, why_not = load_emotion_recognizer(settings)
+    if why_not:
+        print(f"subtone: warning: {why_not}", file=sys.stderr)
     failures = 0
     for path in args.files:
         try:
@@ -39,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             t1 = time.perf_counter()
             result = recognizer.transcribe(audio)
             t2 = time.perf_counter()
+            feeling = emotion.classify(audio) if emotion else None
+            t3 = time.perf_counter()
         except SubtoneError as exc:
             print(f"subtone: {exc}", file=sys.stderr)
             failures += 1
@@ -52,8 +58,13 @@ def run(args: argparse.Namespace) -> int:
                 "provider": recognizer.session_info.provider,
                 "timings": {"load_s": round(t1 - t0, 4), "asr_s": round(t2 - t1, 4)},
             }
+            if emotion:
+                row["emotion"] = feeling.label if feeling else None
+                row["emotion_scores"] = {k: round(v, 4) for k, v in feeling.scores.items()} if feeling else {}
+                row["timings"]["emotion_s"] = round(t3 - t2, 4)
             print(json.dumps(row, ensure_ascii=False), flush=True)
         else:
             prefix = f"{path}: " if len(args.files) > 1 else ""
-            print(f"{prefix}{result.text}", flush=True)
+            suffix = f"  [{describe(feeling)}]" if feeling else ""
+            print(f"{prefix}{result.text}{suffix}", flush=True)
     return 1 if failures else 0

@@ -1,0 +1,1 @@
+"""Emotion model factory: data, the prototype baseline, our log-mel CNN, training, evaluation, ONNX export."""

@@ -1,0 +1,92 @@
+"""MODEL_CARD.md for the shipped emotion model: data, licences, metrics, limits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from subtone.export.emotion.data import LABELS
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def _baseline_metrics(run_dir: Path) -> dict:
+    """The newest baseline run beside `run_dir`, if any (runs/emotion-baseline*/summary.json)."""
+    found = sorted(run_dir.parent.glob("emotion-baseline*/summary.json"), key=lambda p: p.stat().st_mtime)
+    return json.loads(found[-1].read_text()) if found else {}
+
+
+def write_model_card(path: Path, name: str, metrics: dict, size_bytes: int, run_dir: Path) -> Path:
+    test = metrics.get("test", {})
+    loco = metrics.get("loco", {})
+    base = _baseline_metrics(run_dir)
+    btest = base.get("test", {})
+    bloco = base.get("loco", {})
+    per_class = ", ".join(f"{k} {v:.2f}" for k, v in test.get("per_class_f1", {}).items())
+
+    def row(what: str, ours: str, theirs: str) -> str:
+        return f"| {what} | {ours} | {theirs} |"
+
+    lines = [
+        f"# {name}: speech emotion model (NON-COMMERCIAL)",
+        "",
+        "Six classes, in this output order: " + ", ".join(f"`{label}`" for label in LABELS) + ".",
+        "Input: 16 kHz mono float32 waveform of any length (`audio`, shape [1, samples]); output: six",
+        "probabilities (`probs`, [1, 6]). The log-mel front end is inside the graph, so training and runtime",
+        "cannot disagree about features.",
+        "",
+        "## Licence: non-commercial only",
+        "",
+        "The code of subtone is MIT, but **this model is trained on data licensed for non-commercial use",
+        "only**, and carries those terms: RAVDESS (Livingstone & Russo 2018, Zenodo 1188976) is",
+        "CC BY-NC-SA 4.0 and TESS (Dupuis & Pichora-Fuller, University of Toronto, 2010,",
+        "doi:10.5683/SP2/E8H2MF) is CC BY-NC-ND 4.0. Do not use it in a commercial product.",
+        "",
+        "## Data",
+        "",
+        "- RAVDESS actors 1–20 (1,199 clips, two sentences) and TESS (2 female speakers, one carrier phrase).",
+        "- Label policy: RAVDESS `calm` → `neutral`; `surprise` / TESS `pleasant surprise` dropped.",
+        "- Speaker split (`export/emotion/speaker_split.json`, reused by every run): four RAVDESS actors",
+        "  (two female, two male) held out for testing, two for validation, all others and both TESS",
+        "  speakers train. No speaker is in two parts.",
+        "",
+        "## Design",
+        "",
+        "Log-mel (64 bands, 25 ms / 10 ms) normalised per utterance by its own mean and spread over the",
+        "frames that carry sound: a gain change shifts every log-mel value equally and is removed exactly,",
+        "so loudness cannot move the decision. A dilated 1-D CNN (3 blocks) with attentive statistics",
+        "pooling; trained with gain, noise, speed, colouration, surrounding-silence and SpecAugment",
+        "augmentation.",
+        "",
+        "## Metrics (held-out RAVDESS speakers; baseline = the prototype LSTM reproduced, same split)",
+        "",
+        "| | emotion-cnn | baseline |",
+        "|---|---|---|",
+        row("accuracy", _pct(test.get("accuracy")), _pct(btest.get("accuracy"))),
+        row("macro-F1", f"{test.get('macro_f1', float('nan')):.3f}", f"{btest.get('macro_f1', float('nan')):.3f}"),
+        row("same class at −20/−10/0/+10 dB", _pct(metrics.get("gain_stable_share")),
+            _pct(btest.get("gain_sweep", {}).get("stable_share"))),
+        row("LOCO RAVDESS → TESS accuracy", _pct(loco.get("ravdess_to_tess", {}).get("accuracy")),
+            _pct(bloco.get("ravdess_to_tess", {}).get("accuracy"))),
+        row("LOCO TESS → RAVDESS accuracy", _pct(loco.get("tess_to_ravdess", {}).get("accuracy")),
+            _pct(bloco.get("tess_to_ravdess", {}).get("accuracy"))),
+        "",
+        f"Per-class F1 (ours): {per_class or 'n/a'}. Test clips: {test.get('n', 'n/a')}. "
+        f"Model file: {size_bytes / 1e6:.2f} MB. Details and commands: `docs/benchmarks.md`, \"Emotion recognition\".",
+        "",
+        "## Limits",
+        "",
+        "- Acted, studio-recorded English speech from 22 speakers; spontaneous speech is subtler and will",
+        "  score lower. Two test actors per sex is a small sample: expect several points of spread.",
+        "- English only. Other languages (Korean, German, …) are untested; the prototype failed on them.",
+        "- Leave-one-corpus-out figures above are the proxy for unseen rooms and speakers; they are lower",
+        "  than the in-corpus figure, and real use will be closer to them.",
+        "- No `surprise`, no `calm`; mixed or weak emotions get spread probabilities, which the captions",
+        "  show as a probability beside the label.",
+        "- Very short (< 0.3 s) or silent input gets no emotion from the runtime (`subtone.service.emotion`).",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
