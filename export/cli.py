@@ -13,7 +13,7 @@ from subtone.service.errors import SubtoneError
 
 # (command, target) → module with `register(subparsers)`; each sets `func` on its parser.
 SUBCOMMANDS: dict[str, list[str]] = {
-    "export": ["subtone.export.emotion.onnx_export", "subtone.export.whisper_cli"],
+    "export": ["subtone.export.emotion.onnx_export", "subtone.export.whisper_cli", "subtone.export.nemo_cli"],
     "train": ["subtone.export.emotion.train"],
     "eval": ["subtone.export.emotion.evaluate"],
 }

@@ -15,6 +15,9 @@ from subtone.service.onnx_session import SessionInfo
 # family → "module:factory"; imported lazily so a family's code loads only when used.
 FAMILIES: dict[str, str] = {
     "whisper": "subtone.service.whisper_recognizer:WhisperRecognizer",
+    "nemo-ctc": "subtone.service.nemo_recognizer:NemoRecognizer",
+    "nemo-rnnt": "subtone.service.nemo_recognizer:NemoRecognizer",
+    "nemo-tdt": "subtone.service.nemo_recognizer:NemoRecognizer",
 }
 
 
