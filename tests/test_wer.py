@@ -137,3 +137,28 @@ def test_bench_wer_rejects_a_bad_manifest_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "manifest.jsonl:1" in result.stderr and "'text'" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_wer_scores_two_clips_per_source(tmp_path: Path, whisper_model_dir: Path) -> None:
+    librivox = ASR_DEV / "en" / "pocketsphinx_librivox" / "sense_and_sensibility_01_austen_64kb-0880.flac"
+    manifest = _manifest(tmp_path, [
+        {"audio": os.path.relpath(JFK, tmp_path),
+         "text": "And so, my fellow Americans, ask not what your country can do for you, "
+                 "ask what you can do for your country."},
+        {"audio": os.path.relpath(librivox, tmp_path), "text": "he was not an ill disposed young man",
+         "corpus": "librivox"},
+    ])
+    out = tmp_path / "wer.json"
+    result = _run_bench("--manifest", str(manifest), "--compare-trim", "--json", str(out),
+                        "--set", f"models.dir={json.dumps(str(whisper_model_dir))}")
+    assert result.returncode == 0, result.stderr
+    assert "whisper_jfk" in result.stdout and "librivox" in result.stdout and "TOTAL" in result.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(report["variants"]) == {"trim_encoder=on", "trim_encoder=off"}
+    for variant in report["variants"].values():
+        assert set(variant["sources"]) == {"whisper_jfk", "librivox", "TOTAL"}
+        assert variant["sources"]["TOTAL"]["ref_words"] == 22 + 8
+        # tiny.en gets both clips (nearly) right; a broken decoder or normalizer would not
+        assert variant["sources"]["TOTAL"]["wer"] <= 0.1
+        assert "country" in variant["clips"][0]["hypothesis"].lower()
