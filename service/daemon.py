@@ -218,6 +218,8 @@ class Daemon:
         self.controller.start()
         if self.options.hotkey:
             self._start_hotkey()
+        if self.event_log:
+            self.event_log.ready(self.hotkey is not None, getattr(self.source, "device_name", ""))
 
     def _start_hotkey(self) -> None:
         try:
@@ -249,7 +251,7 @@ class Daemon:
         left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
         log.info("stopped %s; threads still running: %s", "cleanly" if clean else "with a timeout", left or "none")
         if self.event_log:
-            self.event_log._write({"type": "exit", "clean": clean, "threads": left})
+            self.event_log.exit(clean, left)
             self.event_log.close()
 
     # -- tray ----------------------------------------------------------------------------

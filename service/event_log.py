@@ -36,6 +36,14 @@ class EventLog:
     def state(self, event: StateChanged) -> None:
         self._write({"type": "state", "state": event.state.value, "detail": event.detail})
 
+    def ready(self, hotkey: bool, source: str) -> None:
+        """Written once everything has started (the hotkey listener included)."""
+        self._write({"type": "ready", "hotkey": hotkey, "source": source})
+
+    def exit(self, clean: bool, threads: list[str]) -> None:
+        """The last line: whether every thread ended, and the names of any still running."""
+        self._write({"type": "exit", "clean": clean, "threads": threads})
+
     def note(self, text: str) -> None:
         self._write({"type": "note", "text": text})
 

@@ -1,0 +1,198 @@
+"""End to end: `subtone run` as a subprocess, a PulseAudio virtual microphone, Xvfb and xdotool.
+
+The issue's "done when" for the live service, for real: the hotkey held while speech plays gives
+a matching caption; voice mode gives exactly one caption for a padded clip and none for 30 s of
+silence or steady noise; a microphone pulled away and brought back; one instance; clean exits.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import ASR_DEV, JFK
+from live_daemon import LiveDaemon, env_for, noise_file, padded_clip, write_config
+from subtone.service.model_registry import read_manifest
+from subtone.service.wer import word_errors
+
+LJ = ASR_DEV / "en" / "ljspeech" / "LJ001-0001.flac"  # 9.7 s, no pause long enough to split it
+
+
+def reference(clip) -> str:
+    rel = str(clip.relative_to(ASR_DEV))
+    for line in (ASR_DEV / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["audio"] == rel:
+            return row["text"]
+    raise KeyError(rel)
+
+
+def config(tmp_path, models_dir, **extra):
+    sections = {
+        "models": {"dir": str(models_dir)},
+        "history": {"enabled": True, "file": str(tmp_path / "history.jsonl")},
+        "audio": {"reopen_backoff_max_s": 1.0},
+    }
+    for key, values in extra.items():
+        sections.setdefault(key, {}).update(values)
+    return write_config(tmp_path, **sections)
+
+
+def emotion_model_present(models_dir) -> bool:
+    return "emotion-cnn" in read_manifest(models_dir).get("models", {})
+
+
+def check_emotion(daemon: LiveDaemon, caption: dict, models_dir) -> None:
+    if emotion_model_present(models_dir):
+        assert caption["emotion"], caption
+        assert caption["scores"] and abs(sum(caption["scores"].values()) - 1) < 0.01
+    else:  # until the emotion model lands the overlay's legend says emotion is off
+        assert any(n["text"].startswith("emotion off") for n in daemon.events("note")), daemon.events("note")
+
+
+def xdotool(*args: str, display: str) -> None:
+    subprocess.run(["xdotool", *args], check=True, env=env_for(display=display), timeout=10)
+
+
+@pytest.mark.desktop
+@pytest.mark.slow
+def test_holding_the_hotkey_while_speech_plays_gives_a_matching_caption(tmp_path, pulse_audio, x_display, whisper_model_dir):
+    cfg = config(tmp_path, whisper_model_dir, trigger={"mode": "push-to-talk"}, hotkey={"combo": "<ctrl>+<alt>+space", "style": "hold"})
+    daemon = LiveDaemon(tmp_path, ["--no-tray"], env_for(pulse_audio.server, x_display), cfg)
+    try:
+        assert daemon.wait_ready()["hotkey"], daemon.log()
+        time.sleep(1.0)  # the microphone opens in the background
+        xdotool("keydown", "ctrl+alt+space", display=x_display)
+        pulse_audio.play(JFK)
+        time.sleep(0.2)
+        released = time.monotonic()
+        xdotool("keyup", "ctrl+alt+space", display=x_display)
+        captions = daemon.wait_for(daemon.captions, 60, "a caption")
+        assert len(captions) == 1, captions
+        caption = captions[0]
+        errors = word_errors(reference(JFK), caption["text"])
+        assert errors.wer <= 0.25, (caption["text"], errors)
+        # Releasing the key ended the utterance: it ends at the release (plus the post-roll).
+        assert released - 0.2 <= caption["t_end"] <= released + 0.5, (released, caption)
+        check_emotion(daemon, caption, whisper_model_dir)
+        states = [s["state"] for s in daemon.events("state")]
+        assert "hearing speech" in states and "recognising" in states, states
+        # A caption shown on the overlay means the Qt side got it too (no traceback in the log).
+        assert "Traceback" not in daemon.log(), daemon.log()
+    finally:
+        code = daemon.terminate()
+    assert code == 0, daemon.log()
+
+
+@pytest.mark.desktop
+@pytest.mark.slow
+def test_voice_mode_one_caption_for_padded_speech_none_for_silence_or_noise(tmp_path, pulse_audio, whisper_model_dir):
+    cfg = config(tmp_path, whisper_model_dir, trigger={"mode": "voice"})
+    clip = padded_clip(LJ, tmp_path / "padded.wav", before_s=2.0, after_s=2.0)
+    quiet = noise_file(tmp_path / "quiet.wav", 30, -70, "white")  # a quiet room: silence with a noise floor
+    # Steady background noise (a loud fan), loud enough that webrtcvad calls most of it speech
+    # (measured through this virtual microphone: pink noise at -30 dBFS is "voiced" in 61 % of
+    # frames, at -25 dBFS in all): only the noise gate keeps it from becoming captions.
+    fan = noise_file(tmp_path / "fan.wav", 30, -27, "pink")
+    daemon = LiveDaemon(tmp_path, ["--no-tray", "--no-overlay", "--no-hotkey"], env_for(pulse_audio.server), cfg)
+    try:
+        daemon.wait_ready()
+        time.sleep(1.0)
+        pulse_audio.play(clip)
+        captions = daemon.wait_for(daemon.captions, 60, "a caption")
+        errors = word_errors(reference(LJ), captions[0]["text"])
+        assert errors.wer <= 0.25, (captions[0]["text"], errors)
+        for background in (quiet, fan):
+            pulse_audio.play(background)
+        time.sleep(1.5)  # end_silence + decoding of anything that might have started
+        assert len(daemon.captions()) == 1, daemon.captions()
+        assert len(daemon.events("caption")) == 1
+    finally:
+        code = daemon.terminate()
+    assert code == 0, daemon.log()
+
+
+@pytest.mark.desktop
+@pytest.mark.slow
+def test_microphone_pulled_away_and_back(tmp_path, pulse_audio, whisper_model_dir):
+    cfg = config(tmp_path, whisper_model_dir, trigger={"mode": "voice"})
+    clip = padded_clip(LJ, tmp_path / "padded.wav", before_s=1.0, after_s=2.0)
+    daemon = LiveDaemon(tmp_path, ["--no-tray", "--no-overlay", "--no-hotkey"], env_for(pulse_audio.server), cfg)
+    try:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: "open at" in daemon.log(), 20, "the microphone to open")
+        pulse_audio.unload_devices()
+        error = daemon.wait_for(
+            lambda: [s for s in daemon.events("state") if s["state"] == "error"], 20, "the error state"
+        )[0]
+        assert "microphone" in error["detail"] and "unavailable" in error["detail"], error
+        time.sleep(2.0)
+        assert daemon.proc.poll() is None, "the daemon died with its microphone"
+        pulse_audio.load_devices()
+        daemon.wait_for(
+            lambda: daemon.events("state")[-1]["state"] == "listening", 30, "listening again after the source returned"
+        )
+        time.sleep(0.5)
+        pulse_audio.play(clip)
+        caption = daemon.wait_for(daemon.captions, 60, "a caption after the microphone came back")[0]
+        assert word_errors(reference(LJ), caption["text"]).wer <= 0.25, caption
+    finally:
+        pulse_audio.load_devices()
+        code = daemon.terminate()
+    assert code == 0, daemon.log()
+
+
+def test_a_second_instance_says_one_is_running_and_exits_0(tmp_path):
+    cfg = write_config(tmp_path, history={"enabled": False, "file": ""}, trigger={"mode": "voice"})
+    silence = noise_file(tmp_path / "quiet.wav", 5, -80, "white")
+    args = ["--no-tray", "--no-overlay", "--no-hotkey", "--input-file", str(silence)]
+    runtime = tmp_path / "runtime"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = LiveDaemon(tmp_path / "a", args, env_for(), cfg, runtime)
+    try:
+        first.wait_ready()
+        second = subprocess.run(
+            [*first.command[:first.command.index("run") + 1], *args], env=first.env, capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 0, second.stderr
+        assert "already running" in second.stdout, second.stdout
+        assert first.proc.poll() is None
+    finally:
+        code = first.terminate()
+    assert code == 0, first.log()
+    third = LiveDaemon(tmp_path / "b", args, env_for(), cfg, runtime)
+    try:
+        third.wait_ready()  # the lock went with the first process
+    finally:
+        assert third.terminate() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,qt", [(signal.SIGTERM, True), (signal.SIGINT, False)], ids=["sigterm-qt", "ctrl-c-plain"])
+def test_signal_stops_cleanly_with_history_flushed(tmp_path, request, whisper_model_dir, sig, qt):
+    cfg = config(tmp_path, whisper_model_dir, trigger={"mode": "voice"})
+    clip = padded_clip(LJ, tmp_path / "padded.wav", before_s=0.5, after_s=30.0)
+    args = ["--no-tray", "--no-hotkey", "--input-file", str(clip)]
+    env = env_for()
+    if qt:
+        env["DISPLAY"] = request.getfixturevalue("x_display")
+    else:
+        args.append("--no-overlay")
+    daemon = LiveDaemon(tmp_path, args, env, cfg)
+    try:
+        daemon.wait_for(daemon.captions, 90, "a caption")
+    finally:
+        code = daemon.terminate(sig)
+    assert code == 0, daemon.log()
+    (exit_record,) = daemon.events("exit")
+    assert exit_record["clean"] and exit_record["threads"] == [], exit_record
+    history = tmp_path / "history.jsonl"
+    assert history.stat().st_mode & 0o777 == 0o600
+    rows = [json.loads(line) for line in history.read_text().splitlines()]
+    assert [r["text"] for r in rows] == [daemon.captions()[0]["text"]]
