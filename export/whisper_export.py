@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from subtone.export.manifest_writer import write_entry
 from subtone.service.errors import SubtoneError
 
 MODEL_NAME = "whisper-tiny.en"
+INT8_NAME = f"{MODEL_NAME}-int8"
 EXPORT_COMMAND = "subtone export whisper"
 OPSET = 17
 LICENSE_FILE = "LICENSE-whisper.txt"
@@ -220,7 +223,7 @@ def tie_output_projection(src: Path, dst: Path) -> Path:
 
 
 def quantize_int8(
-    src: Path, dst: Path, per_channel: bool = False, op_types: tuple[str, ...] = ("MatMul", "Gather")
+    src: Path, dst: Path, per_channel: bool = True, op_types: tuple[str, ...] = ("MatMul", "Gather")
 ) -> Path:
     """Dynamic int8 quantization of MatMul weights and the embedding table (activations stay float).
 
@@ -322,28 +325,35 @@ def export_whisper(
     ct2 = read_model_bin(source / "model.bin")
     if ct2.spec != "WhisperSpec":
         raise SubtoneError(f"{source / 'model.bin'} holds a {ct2.spec}; expected a WhisperSpec model")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    with torch.no_grad():
-        model = load_from_ct2(ct2.variables)
-        progress(f"exporting encoder and decoder graphs (opset {OPSET}) to {out_dir}")
-        encoder, untied = export_graphs(model, out_dir)
-    decoder = tie_output_projection(untied, out_dir / "decoder.onnx")
-    shutil.copyfile(source / "tokenizer.json", out_dir / "tokenizer.json")
-    (out_dir / LICENSE_FILE).write_text(OPENAI_MIT_NOTICE, encoding="utf-8")
+    # Files are built in a staging folder and moved in at the end, so a reader never
+    # sees a half-written model and a failed export leaves the old one intact.
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
+        staging = Path(tmp)
+        with torch.no_grad():
+            model = load_from_ct2(ct2.variables)
+            progress(f"exporting encoder and decoder graphs (opset {OPSET}) to {out_dir}")
+            encoder, untied = export_graphs(model, staging)
+        made = [encoder, tie_output_projection(untied, staging / "decoder.onnx")]
+        if "int8" in quantize:
+            progress("quantizing weights to int8 (dynamic, per channel)")
+            made += [
+                quantize_int8(encoder, staging / "encoder.int8.onnx"),
+                quantize_int8(untied, staging / "decoder.int8.onnx"),
+            ]
+        shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
+        (staging / LICENSE_FILE).write_text(OPENAI_MIT_NOTICE, encoding="utf-8")
+        for path in [*made, staging / "tokenizer.json", staging / LICENSE_FILE]:
+            os.replace(path, out_dir / path.name)
+
     shared = {"tokenizer": rel("tokenizer.json"), "license": rel(LICENSE_FILE)}
     suppress = _suppress_lists(source)
-
     entries: dict[str, dict[str, Any]] = {}
     if "none" in quantize:
-        files = {"encoder": rel(encoder.name), "decoder": rel(decoder.name), **shared}
+        files = {"encoder": rel("encoder.onnx"), "decoder": rel("decoder.onnx"), **shared}
         entries[MODEL_NAME] = {**_manifest_entry(model.dims, files, "none", source), **suppress}
     if "int8" in quantize:
-        progress("quantizing weights to int8 (dynamic)")
-        enc8 = quantize_int8(encoder, out_dir / "encoder.int8.onnx")
-        dec8 = quantize_int8(untied, out_dir / "decoder.int8.onnx")
-        files = {"encoder": rel(enc8.name), "decoder": rel(dec8.name), **shared}
-        entries[f"{MODEL_NAME}-int8"] = {**_manifest_entry(model.dims, files, "int8", source), **suppress}
-    untied.unlink()
+        files = {"encoder": rel("encoder.int8.onnx"), "decoder": rel("decoder.int8.onnx"), **shared}
+        entries[INT8_NAME] = {**_manifest_entry(model.dims, files, "int8", source), **suppress}
     for name, entry in entries.items():
         written = write_entry(models_dir, name, entry)
         sizes = ", ".join(
