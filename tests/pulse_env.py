@@ -16,6 +16,7 @@ Registered by tests/conftest.py. A missing `pulseaudio` binary fails loudly: CI 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -110,8 +111,9 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=3)
 
 
-@pytest.fixture(scope="session")
-def pulse_audio() -> Iterator[PulseEnv]:
+@contextlib.contextmanager
+def running_pulse() -> Iterator[PulseEnv]:
+    """Start PulseAudio with the virtual microphone; stop it and clean up on exit (benchmarks use this too)."""
     pulseaudio = _need("pulseaudio")
     folder = Path(tempfile.mkdtemp(prefix="subtone-pulse-"))
     pulse = PulseEnv(folder)
@@ -157,3 +159,9 @@ def pulse_audio() -> Iterator[PulseEnv]:
         else:
             os.environ["PULSE_SERVER"] = previous
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pulse_audio() -> Iterator[PulseEnv]:
+    with running_pulse() as pulse:
+        yield pulse

@@ -1,0 +1,88 @@
+"""Caption history: private JSON lines, export to .srt and .txt, bad lines skipped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from subtone.service.errors import SubtoneError
+from subtone.service.events import Caption
+from subtone.service.history import CaptionHistory, read_history, to_srt, to_txt
+
+
+def caption(uid, text, start, end, emotion="happy", final=True):
+    return Caption(uid, text, final, start, end, emotion, {"happy": 0.75, "neutral": 0.25} if emotion else {})
+
+
+def test_history_appends_final_captions_with_mode_0600(tmp_path):
+    path = tmp_path / "deep" / "history.jsonl"
+    history = CaptionHistory(path)
+    now = time.monotonic()
+    history.append(caption(1, "hello there", now, now + 1.5))
+    history.append(caption(2, "partial words", now + 2, now + 3, final=False))  # partials are not history
+    history.append(caption(3, "", now + 4, now + 5))  # nothing heard
+    history.append(caption(4, "second line", now + 6, now + 8, emotion=None))
+    history.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["hello there", "second line"]
+    assert rows[0]["emotion"] == "happy" and rows[0]["scores"] == {"happy": 0.75, "neutral": 0.25}
+    assert rows[0]["duration_s"] == 1.5 and rows[1]["emotion"] is None
+    assert rows[0]["start"] < rows[0]["end"] < rows[1]["start"]  # ISO times sort as text within a day
+
+
+def test_an_existing_loose_file_is_tightened_and_appended_to(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text("")
+    path.chmod(0o644)
+    history = CaptionHistory(path)
+    history.append(caption(1, "kept", time.monotonic(), time.monotonic() + 1))
+    history.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(path.read_text().splitlines()) == 1
+
+
+def test_srt_and_txt_exports(tmp_path):
+    path = tmp_path / "history.jsonl"
+    history = CaptionHistory(path)
+    t = time.monotonic()
+    history.append(caption(1, "ask not what your country can do for you", t, t + 2.25))
+    history.append(caption(2, "ask what you can do", t + 3.5, t + 5.0, emotion=None))
+    history.close()
+    with path.open("a") as fh:
+        fh.write("{not json\n")
+    records = read_history(path)
+    assert len(records) == 2
+    srt = to_srt(records)
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:02,250\n[happy] ask not what your country can do for you\n")
+    assert "2\n00:00:03,500 --> 00:00:05,000\nask what you can do\n" in srt
+    txt = to_txt(records).splitlines()
+    assert txt[0].endswith("(happy) ask not what your country can do for you") and txt[0].startswith("[20")
+
+
+def test_history_export_command(tmp_path):
+    path = tmp_path / "history.jsonl"
+    history = CaptionHistory(path)
+    history.append(caption(1, "one line", time.monotonic(), time.monotonic() + 1))
+    history.close()
+    out = tmp_path / "talk.srt"
+    result = subprocess.run(
+        [sys.executable, "-m", "subtone.service.cli", "history", "export", "--format", "srt", "--file", str(path), "--out", str(out)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[happy] one line" in out.read_text()
+    missing = subprocess.run(
+        [sys.executable, "-m", "subtone.service.cli", "history", "export", "--file", str(tmp_path / "nope.jsonl")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert missing.returncode == 1 and "no caption history" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_reading_a_missing_history_is_a_clear_error(tmp_path):
+    with pytest.raises(SubtoneError, match="no caption history"):
+        read_history(tmp_path / "none.jsonl")
