@@ -126,6 +126,17 @@ class HotkeySettings:
 
 
 @dataclass(frozen=True)
+class StreamingSettings:
+    enabled: bool
+    partial_interval_s: float = field(metadata=_range(0.1, 10.0))
+    min_audio_for_partial_s: float = field(metadata=_range(0.0, 30.0))
+    max_partial_tokens_per_s: float = field(metadata=_range(1.0, 50.0))
+    emotion_smoothing: float = field(metadata=_range(0.01, 1.0))
+    emotion_margin: float = field(metadata=_range(0.0, 1.0))
+    emotion_hold_updates: int = field(metadata=_range(1, 100))
+
+
+@dataclass(frozen=True)
 class Settings:
     models: ModelsSettings
     runtime: RuntimeSettings
@@ -137,6 +148,7 @@ class Settings:
     history: HistorySettings
     overlay: OverlaySettings
     hotkey: HotkeySettings
+    streaming: StreamingSettings
 
     def models_dir(self) -> Path:
         if self.models.dir:

@@ -34,6 +34,7 @@ from subtone.service.events import (
 )
 from subtone.service.push_to_talk import PushToTalkGate
 from subtone.service.recognizer_worker import RecognizerWorker
+from subtone.service.streaming import PartialPolicy
 from subtone.service.vad_segmenter import VadSegmenter
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class Controller:
             on_busy=self._busy,
             on_error=self._model_failed,
             max_pending=settings.trigger.max_pending_utterances,
+            partial_policy=PartialPolicy.from_settings(settings.streaming),
         )
         self._lock = threading.RLock()
         self._mode = settings.trigger.mode

@@ -57,6 +57,9 @@ class Caption:
     emotion: str | None = None
     """One of EMOTIONS, or None when no emotion model runs."""
     scores: Mapping[str, float] = field(default_factory=dict)
+    stable_text: str = ""
+    """Partials: the leading words of `text` that stay put (two decodes agreed); the rest of `text`
+    is a tentative tail that may still change. Finals: equal to `text`. "" when nothing is stable."""
 
 
 class ServiceState(enum.Enum):

@@ -3,7 +3,9 @@
 Re-decoding the growing utterance every half second gives hypotheses that flicker at the
 tail. A word is *committed* once two consecutive hypotheses agree on it as part of their
 common prefix (the "local agreement" policy used by streaming Whisper systems); the rest is
-a tentative tail that the overlay draws dimmer.
+a tentative tail that the overlay draws dimmer. The newest hypothesis' last `holdback_words`
+never count as agreed: audio cut off mid-word makes the decoder guess the same wrong last word
+twice in a row ("fellow Americans and" for "fellow Americans ask").
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def _common_prefix(a: list[str], b: list[str]) -> int:
 class PartialStabilizer:
     """Feed each new hypothesis of one utterance; get back what to show."""
 
-    def __init__(self) -> None:
+    def __init__(self, holdback_words: int = 1) -> None:
+        self._holdback = holdback_words
         self._committed: list[str] = []
         self._previous: list[str] = []
 
@@ -49,7 +52,7 @@ class PartialStabilizer:
 
     def update(self, hypothesis: str) -> PartialText:
         words = hypothesis.split()
-        agreed = _common_prefix(self._previous, words)
+        agreed = _common_prefix(self._previous, words[: max(0, len(words) - self._holdback)])
         if agreed > len(self._committed) and _common_prefix(self._committed, words) == len(self._committed):
             # Take the newest spelling of agreed words: punctuation settles as context grows.
             self._committed = words[:agreed]

@@ -9,9 +9,15 @@ oldest *waiting* one is dropped (and logged) so the captions stay with what is b
 The utterance being decoded is never dropped, and nothing is dropped while it is still open.
 Utterances that ended as blips ("too_short") are discarded without decoding.
 
-Streaming (partials, a later step): `_next_partial` is the one place to add it. While no final
-waits, the worker may decode the open utterance's audio so far every `partial_interval_s` and
-post a Caption with is_final=False; finals always go first.
+Streaming (`partial_policy`, see subtone.service.streaming): while no final waits, the worker
+re-decodes the open utterance's audio so far after every `interval_s` of new audio and posts a
+Caption with is_final=False (stable words in `stable_text`). Finals always go first: a final
+that arrives while a partial decode runs aborts it (ONNX Runtime's RunOptions.terminate, where
+the recognizer takes one; else it waits for that one decode), and partials are never queued (a
+partial that is due while the worker is busy is simply made later, from more audio). An
+utterance whose partial was shown but which then gets no decoded final still gets exactly one
+final: empty (removes the line) when it was a blip or had no speech, or the last partial's
+text when it was dropped to keep up.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 
 from subtone.service.audio_file import SAMPLE_RATE
 from subtone.service.events import Caption, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
+from subtone.service.streaming import PartialPolicy, PartialTrack, TranscriberCaps, decode_partial, new_run_options
 from subtone.service.vad_segmenter import TOO_SHORT
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,10 @@ class _Utterance:
     samples: int = 0
     t_end: float = 0.0
     reason: str = ""
+    partial: PartialTrack | None = None
+    """Set when the first partial decode starts."""
+    partial_posted: bool = False
+    """A partial caption of this utterance went out (so it must end with a final)."""
 
     def add(self, samples: np.ndarray) -> None:
         if self.samples >= MAX_OPEN_SECONDS * SAMPLE_RATE:
@@ -74,6 +85,14 @@ class WorkerStats:
     dropped: int
     discarded: int
     pending: int
+    partials: int = 0
+    """Partial captions posted."""
+    preempted: int = 0
+    """Partial decodes aborted because a final was waiting."""
+    no_speech: int = 0
+    """Finished utterances that decoded to no text (logged, no caption unless a partial was shown)."""
+    failed: int = 0
+    """Finished utterances whose decoding raised (logged)."""
 
 
 class RecognizerWorker:
@@ -87,13 +106,22 @@ class RecognizerWorker:
         on_error: Callable[[str], None] = lambda message: None,
         max_pending: int = 3,
         partial_interval_s: float | None = None,
+        partial_policy: PartialPolicy | None = None,
     ) -> None:
         self._load_models = load_models
         self._on_caption = on_caption
         self._on_busy = on_busy
         self._on_error = on_error
         self._max_pending = max_pending
-        self.partial_interval_s = partial_interval_s
+        if partial_policy is None and partial_interval_s:
+            partial_policy = PartialPolicy(interval_s=partial_interval_s)
+        self.partial_policy = partial_policy
+        self.partial_interval_s = partial_policy.interval_s if partial_policy else None
+        self._settle: collections.deque[Caption] = collections.deque()
+        """Finals that need no decoding (see the module docstring), posted before anything else."""
+        self._partials = self._no_speech = self._failed = self._preempted = 0
+        self._partial_run: Any = None
+        """RunOptions of the partial decode in flight; a final sets its `terminate`."""
         self._cond = threading.Condition()
         self._open: dict[int, _Utterance] = {}
         self._ready: collections.deque[_Utterance] = collections.deque()
@@ -117,12 +145,17 @@ class RecognizerWorker:
                 utterance = self._open.get(event.utterance_id)
                 if utterance is not None:
                     utterance.add(event.samples)
+                    if self.partial_policy is not None:
+                        self._cond.notify()
             elif isinstance(event, UtteranceEnded):
                 utterance = self._open.pop(event.utterance_id, None)
                 if utterance is None:
                     return
                 if event.reason in DISCARD_REASONS:
                     self._discarded += 1
+                    if utterance.partial_posted:
+                        self._settle.append(self._settled(utterance, "", event.t_end))
+                        self._cond.notify()
                     return
                 utterance.t_end, utterance.reason = event.t_end, event.reason
                 if len(self._ready) >= self._max_pending:
@@ -133,6 +166,9 @@ class RecognizerWorker:
                         old.utterance_id,
                         old.samples / SAMPLE_RATE,
                     )
+                    if old.partial_posted and old.partial is not None and old.partial.shown is not None:
+                        self._settle.append(self._settled(old, old.partial.shown.text, old.t_end))
+                self._preempt_partial()
                 self._ready.append(utterance)
                 self._cond.notify()
 
@@ -140,6 +176,7 @@ class RecognizerWorker:
         """Decode what is already waiting, then end the thread; True if it ended in time."""
         with self._cond:
             self._stopping = True
+            self._preempt_partial()
             self._cond.notify()
         if self._thread is None:
             return True
@@ -148,7 +185,21 @@ class RecognizerWorker:
 
     def stats(self) -> WorkerStats:
         with self._cond:
-            return WorkerStats(self._decoded, self._dropped, self._discarded, len(self._ready))
+            return WorkerStats(
+                self._decoded,
+                self._dropped,
+                self._discarded,
+                len(self._ready),
+                self._partials,
+                self._preempted,
+                self._no_speech,
+                self._failed,
+            )
+
+    @staticmethod
+    def _settled(utterance: _Utterance, text: str, t_end: float) -> Caption:
+        emotion = utterance.partial.emotion if utterance.partial is not None and text else None
+        return Caption(utterance.utterance_id, text, True, utterance.t_start, t_end, emotion, stable_text=text)
 
     # -- the worker thread -------------------------------------------------------------
     def _run(self) -> None:
@@ -161,19 +212,34 @@ class RecognizerWorker:
             transcriber, emotion = None, None
         finally:
             self.models_ready.set()
+        caps = TranscriberCaps.of(transcriber) if transcriber is not None else TranscriberCaps()
         while True:
+            partial: _Utterance | None = None
             with self._cond:
-                while not self._ready and not self._stopping:
-                    self._cond.wait(timeout=self.partial_interval_s)
-                    if self.partial_interval_s and not self._ready:
+                while not self._settle and not self._ready and not self._stopping:
+                    partial = self._partial_due() if transcriber is not None else None
+                    if partial is not None:
                         break
-                if not self._ready and self._stopping:
+                    self._cond.wait()
+                settled = list(self._settle)
+                self._settle.clear()
+                if not settled and not self._ready and self._stopping:
                     return
                 utterance = self._ready.popleft() if self._ready else None
-            if utterance is None:
-                self._next_partial(transcriber, emotion)
+                if utterance is None and partial is not None:
+                    audio = partial.audio()
+                    if partial.partial is None:
+                        partial.partial = PartialTrack(self.partial_policy)
+                    partial.partial.decoded_samples = audio.size
+                    run_options = self._partial_run = new_run_options(caps)
+                else:
+                    partial = None
+            for caption in settled:
+                self._on_caption(caption)
+            if partial is not None:
+                self._next_partial(partial, audio, transcriber, emotion, caps, run_options)
                 continue
-            if transcriber is None:
+            if utterance is None or transcriber is None:
                 continue
             self._on_busy(True)
             try:
@@ -181,22 +247,30 @@ class RecognizerWorker:
             except Exception:  # one bad utterance must not stop the captions
                 log.exception("decoding utterance %d failed", utterance.utterance_id)
                 caption = None
+                with self._cond:
+                    self._failed += 1
             finally:
                 self._on_busy(False)
             with self._cond:
                 self._decoded += 1
+            if caption is None and utterance.partial_posted:
+                caption = self._settled(utterance, "", utterance.t_end)  # take the partial off the screen
             if caption is not None:
                 self._on_caption(caption)
 
     def _decode(self, utterance: _Utterance, transcriber: Transcriber, emotion: EmotionClassifier | None) -> Caption | None:
         audio = utterance.audio()
         if audio.size < SAMPLE_RATE // 10:
+            with self._cond:
+                self._no_speech += 1
             return None
         t0 = time.perf_counter()
         text = transcriber.transcribe(audio).text.strip()
         t1 = time.perf_counter()
         if not text:
             log.info("utterance %d: no speech (%.2f s decode)", utterance.utterance_id, t1 - t0)
+            with self._cond:
+                self._no_speech += 1
             return None
         label, scores = None, {}
         if emotion is not None:
@@ -220,8 +294,72 @@ class RecognizerWorker:
             t_end=utterance.t_end,
             emotion=label,
             scores=scores,
+            stable_text=text,
         )
 
-    def _next_partial(self, transcriber: Transcriber | None, emotion: EmotionClassifier | None) -> None:
-        """Hook for streaming partials (not yet built): decode an open utterance's audio so far."""
+    def _preempt_partial(self) -> None:
+        """A final is waiting (or we stop): abort the partial decode in flight (call under the lock)."""
+        if self._partial_run is not None:
+            self._partial_run.terminate = True
+
+    def _partial_due(self) -> _Utterance | None:
+        """The newest open utterance that has enough new audio for a partial (call under the lock)."""
+        policy = self.partial_policy
+        if policy is None:
+            return None
+        for utterance in sorted(self._open.values(), key=lambda u: -u.utterance_id):
+            decoded = utterance.partial.decoded_samples if utterance.partial is not None else 0
+            if policy.is_due(utterance.samples, decoded):
+                return utterance
         return None
+
+    def _next_partial(
+        self,
+        utterance: _Utterance,
+        audio: np.ndarray,
+        transcriber: Transcriber,
+        emotion: EmotionClassifier | None,
+        caps: TranscriberCaps,
+        run_options: Any,
+    ) -> None:
+        """Decode an open utterance's audio so far and post it as a partial caption."""
+        policy, track = self.partial_policy, utterance.partial
+        assert policy is not None and track is not None
+        try:
+            hypothesis = decode_partial(transcriber, audio, policy, caps, run_options)
+            label, scores = track.emotion, {}
+            if emotion is not None and hypothesis:
+                result = emotion.classify(audio)
+                scores = dict(result.scores)
+                label = track.update_emotion(scores)
+        except Exception:  # a partial is a preview: its failure costs nothing but the preview
+            with self._cond:
+                self._partial_run = None
+                preempted = run_options is not None and run_options.terminate
+                self._preempted += preempted
+            if preempted:
+                log.debug("partial decode of utterance %d preempted by a final", utterance.utterance_id)
+            else:
+                log.exception("partial decode of utterance %d failed", utterance.utterance_id)
+            return
+        shown = track.update_text(hypothesis)
+        with self._cond:
+            self._partial_run = None
+            post = utterance.utterance_id in self._open and bool(shown.text)
+            if post:  # else it ended meanwhile: its final comes next
+                self._partials += 1
+                utterance.partial_posted = True
+        if not post:
+            return
+        self._on_caption(
+            Caption(
+                utterance_id=utterance.utterance_id,
+                text=shown.text,
+                is_final=False,
+                t_start=utterance.t_start,
+                t_end=utterance.t_start + audio.size / SAMPLE_RATE,
+                emotion=label,
+                scores=scores,
+                stable_text=shown.committed,
+            )
+        )

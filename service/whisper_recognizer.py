@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from subtone.config import Settings
+from subtone.service.decoder_steps import steps_for
 from subtone.service.errors import SubtoneError
 from subtone.service.model_registry import ModelEntry
 from subtone.service.onnx_session import SessionInfo, create_session
@@ -107,6 +108,19 @@ class WhisperRecognizer:
         empty = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
         self._empty_cache = {name: empty for name in self._self_names}
         self._token = np.zeros((1, 1), dtype=np.int64)
+        # On CUDA the KV cache stays on the GPU between steps (I/O binding); plain numpy on the CPU.
+        self._steps = steps_for(session_info.provider, encoder, decoder, self._cross_names, self._self_names)
+
+    @property
+    def io_binding(self) -> bool:
+        return self._steps.bound
+
+    @io_binding.setter
+    def io_binding(self, on: bool) -> None:
+        """Force the I/O-bound (True) or plain (False) decoder steps, e.g. to test the bound path on the CPU."""
+        self._steps = steps_for(
+            self.session_info.provider, self._encoder, self._decoder, self._cross_names, self._self_names, io_binding=on
+        )
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, settings: Settings) -> "WhisperRecognizer":
@@ -143,8 +157,13 @@ class WhisperRecognizer:
             session_info,
         )
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Text for `audio`; empty for silence (energy gate) or when Whisper's no-speech rule fires."""
+    def transcribe(self, audio: np.ndarray, max_tokens: int | None = None, run_options=None) -> Transcript:
+        """Text for `audio`; empty for silence (energy gate) or when Whisper's no-speech rule fires.
+
+        `max_tokens` lowers the per-window token cap (partial captions: speech cut off mid-word
+        can make the decoder loop until the cap). `run_options` (onnxruntime.RunOptions) lets
+        another thread abort the decode by setting its `terminate` (a partial when a final waits).
+        """
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if rms_dbfs(audio) < self.options.silence_gate_dbfs:
             return Transcript(text="", tokens=(), avg_logprob=0.0, no_speech_prob=1.0)
@@ -155,7 +174,7 @@ class WhisperRecognizer:
         no_speech: list[float] = []
         for start in range(0, max(content, 1), CHUNK_FRAMES):
             window = self._window(mel, start, min(CHUNK_FRAMES, content - start))
-            result = self.decode_mel(window)
+            result = self.decode_mel(window, max_tokens, run_options)
             no_speech.append(result.no_speech_prob)
             if self._is_silence(result):
                 continue
@@ -182,16 +201,16 @@ class WhisperRecognizer:
             and result.avg_logprob < self.options.logprob_threshold
         )
 
-    def decode_mel(self, mel: np.ndarray) -> WindowResult:
+    def decode_mel(self, mel: np.ndarray, max_tokens: int | None = None, run_options=None) -> WindowResult:
         """Greedy decoding of one window's log-mel [1, 80, F] (F ≤ 3000, even)."""
         if mel.shape[-1] < CHUNK_FRAMES:  # the trimmed window must stay even for the stride-2 conv
             mel = mel[..., : mel.shape[-1] - mel.shape[-1] % 2]
-        cross = dict(zip(self._cross_names, self._encoder.run(self._cross_names, {"mel": mel})))
-        feeds = {"tokens": self._prompt, **self._empty_cache, **cross}
-        logits, *cache = self._decoder.run(None, feeds)
+        steps = self._steps
+        steps.encode(mel, run_options)
+        logits = steps.first(self._prompt, self._empty_cache, run_options)
         no_speech_prob = float(np.exp(_log_softmax(logits[0, 0])[self._special.no_speech]))
         step_logits = logits[0, -1]
-        limit = min(self.options.max_tokens, self._n_text_ctx - self._prompt.shape[1])
+        limit = min(max_tokens or self.options.max_tokens, self.options.max_tokens, self._n_text_ctx - self._prompt.shape[1])
         tokens: list[int] = []
         sum_logprob = 0.0
         for step in range(limit + 1):
@@ -203,9 +222,7 @@ class WhisperRecognizer:
                 break
             tokens.append(token)
             self._token[0, 0] = token
-            feeds["tokens"] = self._token
-            feeds.update(zip(self._self_names, cache))
-            logits, *cache = self._decoder.run(None, feeds)
+            logits = steps.next(self._token, run_options)
             step_logits = logits[0, -1]
         return WindowResult(
             tokens=tuple(tokens),
