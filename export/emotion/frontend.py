@@ -2,7 +2,7 @@
 
 Level-robust by construction: the log-mel image is normalised by its own mean and spread over the
 frames that carry sound, so scaling the waveform by any gain g (which adds 2·ln g to every log-mel
-value) leaves the normalised features unchanged, up to the 1e-10 floor. Frames quieter than the
+value) leaves the normalised features unchanged (the log floor is relative to the utterance's peak). Frames quieter than the
 loudest frame minus `floor_db` (silence, padding) are masked out of the statistics and pooling.
 """
 
@@ -81,8 +81,11 @@ class LogMelFrontEnd(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mel = self.power_spectrum(wave) @ self.mel  # [B, T, M]
-        logmel = torch.log(mel + 1e-10)
-        energy = torch.log(mel.sum(dim=2) + 1e-10)  # [B, T]
+        # The log floor follows the utterance's own peak, so it scales with the gain like the signal
+        # does (an absolute floor would not: bands the resampler emptied sit at the floor).
+        peak = mel.amax(dim=(1, 2), keepdim=True)
+        logmel = torch.log(mel + peak * 1e-8 + 1e-30)
+        energy = torch.log(mel.sum(dim=2) + peak[:, :, 0] * 1e-8 + 1e-30)  # [B, T]
         floor = self.cfg.floor_db * math.log(10) / 10
         mask = (energy > energy.amax(dim=1, keepdim=True) - floor).to(logmel.dtype)
         weight = mask[:, :, None]

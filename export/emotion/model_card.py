@@ -12,16 +12,16 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
-def _baseline_metrics(run_dir: Path) -> dict:
-    """The newest baseline run beside `run_dir`, if any (runs/emotion-baseline*/summary.json)."""
-    found = sorted(run_dir.parent.glob("emotion-baseline*/summary.json"), key=lambda p: p.stat().st_mtime)
+def _newest(runs: Path, pattern: str) -> dict:
+    found = sorted(runs.glob(pattern), key=lambda p: p.stat().st_mtime)
     return json.loads(found[-1].read_text()) if found else {}
 
 
 def write_model_card(path: Path, name: str, metrics: dict, size_bytes: int, run_dir: Path) -> Path:
     test = metrics.get("test", {})
-    loco = metrics.get("loco", {})
-    base = _baseline_metrics(run_dir)
+    # LOCO comes from the run itself or, when trained separately (--loco-only), the newest such run.
+    loco = metrics.get("loco") or _newest(run_dir.parent, "loco-emotion-*/metrics.json").get("loco", {})
+    base = _newest(run_dir.parent, "emotion-baseline*/summary.json")
     btest = base.get("test", {})
     bloco = base.get("loco", {})
     per_class = ", ".join(f"{k} {v:.2f}" for k, v in test.get("per_class_f1", {}).items())

@@ -41,6 +41,8 @@ def export_onnx(model: EmotionCNN, path: Path) -> Path:
     with warnings.catch_warnings():
         # The mask's stride-2 slice cannot be constant-folded; harmless, and not worth a screenful.
         warnings.filterwarnings("ignore", message="Constant folding")
+        # The TorchScript exporter is deprecated but still the one that writes this graph in one plain file.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         torch.onnx.export(ProbabilityModel(model), (example,), str(path), input_names=["audio"],
                           output_names=["probs"], dynamic_axes={"audio": {1: "samples"}}, opset_version=OPSET,
                           dynamo=False)

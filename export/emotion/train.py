@@ -207,6 +207,7 @@ def register(targets: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"emotion manifest.csv (default: {DEFAULT_MANIFEST})")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     p.add_argument("--loco-epochs", type=int, default=0, help="also train/score leave-one-corpus-out with this many epochs")
+    p.add_argument("--loco-only", action="store_true", help="only the leave-one-corpus-out trainings (needs --loco-epochs)")
     p.add_argument("--baseline", action="store_true", help="train and score the prototype LSTM instead")
     p.add_argument("--baseline-budget-s", type=float, default=900.0, help="wall-clock cap on the baseline's training")
     p.add_argument("--out", type=Path, help="run folder (default: runs/emotion-<time>)")
@@ -227,6 +228,18 @@ def _cli(args: argparse.Namespace) -> int:
         res = train_baseline.run(args.manifest, run_dir, baseline.BaselineConfig(budget_s=args.baseline_budget_s),
                                  loco=bool(args.loco_epochs))
         print(f"baseline: acc {res['test']['accuracy']:.3f}, macro-F1 {res['test']['macro_f1']:.3f} → {run_dir}")
+        return 0
+    if args.loco_only:
+        if args.loco_epochs < 1:
+            raise SubtoneError("--loco-only needs --loco-epochs N (N ≥ 1)")
+        run_dir = args.out or RUNS / f"loco-emotion-{stamp}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        clips = load_manifest(args.manifest)
+        loco = run_loco(clips, split_for(clips), TrainConfig(), args.loco_epochs, run_dir, progress=True)
+        (run_dir / "metrics.json").write_text(json.dumps({"loco": loco, "loco_epochs": args.loco_epochs,
+                                                          "total_s": round(time.perf_counter() - t0, 1)}, indent=2) + "\n")
+        print(", ".join(f"LOCO {k}: acc {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}" for k, v in loco.items()))
         return 0
     run_dir = args.out or RUNS / f"emotion-{stamp}"
     res = run(args.manifest, run_dir, TrainConfig(epochs=args.epochs), loco_epochs=args.loco_epochs)
