@@ -1,0 +1,182 @@
+"""Streaming partial captions with the real Whisper model: partials before the speaker finishes,
+steady words, finals that preempt partials, one final per utterance, finals as good as without
+streaming, and the I/O-bound decoder path giving the same tokens as the plain one."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ASR_DEV, JFK
+from subtone.config import load_settings
+from subtone.service.audio_file import SAMPLE_RATE, load_audio
+from subtone.service.controller import load_models
+from subtone.service.events import UtteranceAudio, UtteranceEnded, UtteranceStarted
+from subtone.service.pipeline_replay import CaptionLog, feed_utterance
+from subtone.service.recognizer_worker import RecognizerWorker
+from subtone.service.streaming import PartialPolicy, TranscriberCaps, strip_repeats
+from subtone.service.text_normalize import normalize_english
+from subtone.service.vad_segmenter import TOO_SHORT
+from subtone.service.wer import count_errors
+
+
+@pytest.fixture(scope="module")
+def whisper(whisper_model_dir):
+    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "emotion.enabled": False})
+    return load_models(settings).transcriber
+
+
+def start_worker(transcriber, log, policy=PartialPolicy()):
+    worker = RecognizerWorker(lambda: (transcriber, None), log, partial_policy=policy)
+    worker.start()
+    assert worker.models_ready.wait(60) and worker.model_error is None
+    return worker
+
+
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("and so and so and so and", "and so and"),
+        ("And so my fellow Americans. And so my fellow Americans.", "And so my fellow Americans."),
+        ("asked, asked, asked, asked,", "asked,"),
+        ("ask not what your country can do", "ask not what your country can do"),
+        ("", ""),
+    ],
+)
+def test_strip_repeats_drops_a_trailing_decoder_loop(raw, clean):
+    assert strip_repeats(raw) == clean
+
+
+def test_partial_policy_waits_for_min_audio_and_interval():
+    p = PartialPolicy(interval_s=0.5, min_audio_s=1.0, max_tokens_per_s=6.0)
+    assert not p.is_due(int(0.9 * SAMPLE_RATE), 0)
+    assert p.is_due(SAMPLE_RATE, 0)
+    assert not p.is_due(int(1.4 * SAMPLE_RATE), SAMPLE_RATE)
+    assert p.is_due(int(1.5 * SAMPLE_RATE), SAMPLE_RATE)
+    assert p.token_cap(2 * SAMPLE_RATE) == 16
+
+
+def test_whisper_takes_the_partial_keywords(whisper):
+    assert TranscriberCaps.of(whisper) == TranscriberCaps(max_tokens=True, run_options=True)
+
+
+def test_io_bound_decoder_steps_give_the_same_tokens_as_plain_steps_on_cpu(whisper):
+    """The CUDA path's I/O binding, run on the CPU provider (no GPU here; the same code binds to cuda)."""
+    audio = load_audio(JFK)
+    assert not whisper.io_binding  # CPU default: plain numpy steps
+    plain = whisper.transcribe(audio)
+    try:
+        whisper.io_binding = True
+        bound = whisper.transcribe(audio)
+        short = whisper.transcribe(audio[: 3 * SAMPLE_RATE], max_tokens=10)
+    finally:
+        whisper.io_binding = False
+    assert bound.tokens == plain.tokens and len(plain.tokens) > 10
+    assert bound.avg_logprob == pytest.approx(plain.avg_logprob, abs=1e-4)
+    assert short.tokens == whisper.transcribe(audio[: 3 * SAMPLE_RATE], max_tokens=10).tokens
+
+
+@pytest.mark.slow
+def test_first_partial_comes_before_the_speaker_finishes_and_words_stay_put(whisper):
+    audio = load_audio(JFK)  # 11 s, fed in 30 ms blocks at real pace
+    log = CaptionLog()
+    worker = start_worker(whisper, log)
+    try:
+        t_start, t_end = feed_utterance(worker.submit, 1, audio, pace=1.0)
+        assert log.wait_final(1, 60)
+    finally:
+        assert worker.stop()
+    records = log.of(1)
+    partials = [r for r in records if not r.caption.is_final]
+    finals = [r for r in records if r.caption.is_final]
+    assert len(finals) == 1 and records[-1] is finals[0], "exactly one final, after every partial"
+    assert len(partials) >= 3, [r.caption.text for r in records]
+    assert partials[0].t < t_end - 5.0, (partials[0].t - t_start, t_end - t_start)
+    stable = [r.caption.stable_text.split() for r in partials]
+    for before, after in zip(stable, stable[1:]):  # committed words only grow, never change
+        assert [w.lower().strip(",.") for w in after[: len(before)]] == [w.lower().strip(",.") for w in before]
+    for r in partials:
+        assert r.caption.text.startswith(r.caption.stable_text)
+    final = finals[0].caption
+    assert final.text == whisper.transcribe(audio).text.strip() and final.stable_text == final.text
+
+
+@pytest.mark.slow
+def test_a_final_preempts_the_partial_decode_in_flight(whisper):
+    audio = load_audio(JFK)
+    log = CaptionLog()
+    worker = start_worker(whisper, log, PartialPolicy(interval_s=0.5, min_audio_s=1.0))
+    try:
+        worker.submit(UtteranceStarted(1, 0.0, "hotkey"))
+        worker.submit(UtteranceAudio(1, audio[: 10 * SAMPLE_RATE]))
+        deadline = time.monotonic() + 10
+        while worker._partial_run is None and time.monotonic() < deadline:  # a partial decode is running
+            time.sleep(0.005)
+        worker.submit(UtteranceAudio(1, audio[10 * SAMPLE_RATE :]))
+        worker.submit(UtteranceEnded(1, 11.0, "released"))
+        assert log.wait_final(1, 60)
+    finally:
+        assert worker.stop()
+    assert worker.stats().preempted == 1
+    assert [r.caption.is_final for r in log.of(1)] == [True]  # the aborted partial never showed
+
+
+@pytest.mark.slow
+def test_a_shown_partial_of_a_blip_is_taken_back_with_an_empty_final(whisper):
+    audio = load_audio(JFK)[: 2 * SAMPLE_RATE]
+    log = CaptionLog()
+    worker = start_worker(whisper, log)
+    try:
+        worker.submit(UtteranceStarted(1, 0.0, "voice"))
+        worker.submit(UtteranceAudio(1, audio))
+        deadline = time.monotonic() + 20
+        while log.partials == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert log.partials >= 1
+        worker.submit(UtteranceEnded(1, 2.0, TOO_SHORT))
+        assert log.wait_final(1, 20)
+    finally:
+        assert worker.stop()
+    final = log.of(1)[-1].caption
+    assert final.is_final and final.text == ""  # the overlay removes the line
+    assert worker.stats().discarded == 1
+
+
+def _asr_dev_rows(limit: int) -> list[dict]:
+    rows = [json.loads(line) for line in (ASR_DEV / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    return rows[:limit]
+
+
+def _wer(pairs: list[tuple[str, str]]) -> float:
+    errors = words = 0
+    for ref, hyp in pairs:
+        counts = count_errors(normalize_english(ref).split(), normalize_english(hyp).split())
+        errors += counts.errors
+        words += counts.ref_words
+    return errors / words
+
+
+@pytest.mark.slow
+def test_final_wer_with_streaming_matches_without_on_asr_dev(whisper):
+    """The first 5 asr-dev clips fed at 4x real pace (partials busy all the time) vs plain transcription;
+    bench/streaming_latency.py --wer does all of asr-dev."""
+    rows = _asr_dev_rows(5)
+    log = CaptionLog()
+    worker = start_worker(whisper, log)
+    streamed, plain = [], []
+    try:
+        for uid, row in enumerate(rows, 1):
+            audio = load_audio(ASR_DEV / row["audio"])
+            feed_utterance(worker.submit, uid, audio, pace=4.0)
+            assert log.wait_final(uid, 60)
+            streamed.append((row["text"], log.of(uid)[-1].caption.text))
+            plain.append((row["text"], whisper.transcribe(audio).text))
+    finally:
+        assert worker.stop()
+    assert log.partials >= len(rows), "partials ran while the clips played"
+    assert all(n == 1 for n in log.finals.values()) and len(log.finals) == len(rows)
+    assert abs(_wer(streamed) - _wer(plain)) <= 0.02, (_wer(streamed), _wer(plain))
