@@ -33,6 +33,16 @@ sys.path.insert(0, str(REPO / "tests"))
 CLIP = REPO.parent / "shared" / "data" / "asr-dev" / "en" / "whisper_jfk" / "jfk.flac"
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed passes per engine (default 5)")
@@ -88,19 +98,24 @@ def main() -> int:
             times[name].append(time.perf_counter() - t)
     median = {name: statistics.median(v) for name, v in times.items()}
     ratio = median["NeMo transcribe()"] / median["ours (ONNX Runtime)"]
+    # the fastest pass is the one least disturbed by other jobs on a shared machine
+    best_ratio = min(times["NeMo transcribe()"]) / min(times["ours (ONNX Runtime)"])
+    forward_ratio = median["NeMo forward only"] / median["ours (ONNX Runtime)"]
 
     print(f"model: random-weight FastConformer CTC, {n_params / 1e6:.1f} M parameters; export {export_s:.0f} s")
     print(f"audio: {audio.size / rate:.1f} s of {CLIP.name}; threads: {args.threads}; passes: {args.repeats}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     for name in engines:
         spread = f"(min {min(times[name]):.3f}, max {max(times[name]):.3f})"
         print(f"  {name:22s} median {median[name]:.3f} s {spread}  RTF {median[name] / (audio.size / rate):.3f}")
-    print(f"ratio NeMo transcribe() / ours: {ratio:.2f}x  (same text: {same_text})")
+    print(f"ratio NeMo transcribe() / ours: {ratio:.2f}x median, {best_ratio:.2f}x fastest passes (same text: {same_text})")
+    print(f"ratio NeMo forward only / ours: {forward_ratio:.2f}x median")
     if args.json:
         Path(args.json).write_text(
             json.dumps(
                 {"params": n_params, "audio_s": audio.size / rate, "threads": args.threads, "times": times,
-                 "median": median, "ratio": ratio, "same_text": same_text},
+                 "median": median, "ratio": ratio, "best_ratio": best_ratio, "forward_ratio": forward_ratio,
+                 "same_text": same_text},
                 indent=2,
             )
         )
