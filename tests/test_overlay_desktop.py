@@ -266,3 +266,13 @@ def test_position_and_monitor_settings(overlay, qapp):
         assert g.width() == round(area.width() * 0.3)
     finally:
         top_left.close()
+
+
+def test_qt_binding_keeps_none_alive(overlay):
+    """PySide6 6.12.0 dropped a reference to None on every void call; on Python < 3.12 the
+    overlay then aborts ("none_dealloc") after a few thousand repaints. pyproject pins it out."""
+    before = sys.getrefcount(None)
+    for _ in range(2000):
+        overlay.update()
+        overlay._tick.start()
+    assert sys.getrefcount(None) >= before - 100

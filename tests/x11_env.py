@@ -16,6 +16,7 @@ desktop tests are meant to run in CI, which installs the packages (.ci/run).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -79,8 +80,8 @@ def _root_has_property(display: str, atom_name: str) -> bool:
         d.close()
 
 
-@pytest.fixture(scope="session")
-def x_display() -> Iterator[str]:
+def start_xvfb() -> tuple[subprocess.Popen, str]:
+    """An Xvfb on a free display number; returns the process and its DISPLAY string."""
     xvfb = _need("Xvfb")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
@@ -90,23 +91,28 @@ def x_display() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
+    # Xvfb writes the display number it picked once it accepts connections.
+    with os.fdopen(read_fd, "rb") as fh:
+        number = fh.readline().strip().decode()
+    if not number:
+        _stop(proc)
+        pytest.fail(f"Xvfb did not start (exit code {proc.poll()})")
+    return proc, f":{number}"
+
+
+@pytest.fixture(scope="session")
+def x_display() -> Iterator[str]:
+    proc, display = start_xvfb()
+    previous = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
     try:
-        # Xvfb writes the display number it picked once it accepts connections.
-        with os.fdopen(read_fd, "rb") as fh:
-            number = fh.readline().strip().decode()
-        if not number:
-            pytest.fail(f"Xvfb did not start (exit code {proc.poll()})")
-        display = f":{number}"
-        previous = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = display
         yield display
     finally:
         _stop(proc)
-        if "previous" in locals():
-            if previous is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = previous
+        if previous is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -134,18 +140,13 @@ def dbus_session() -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    previous = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
-    try:
-        wait_until(lambda: Path(f"{tmp}/bus").exists(), 10, "dbus-daemon")
-        os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
-        yield address
-    finally:
-        _stop(proc)
-        if previous is None:
-            os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
-        else:
-            os.environ["DBUS_SESSION_BUS_ADDRESS"] = previous
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Stopped at interpreter exit, not at session teardown: pystray's GTK backend says goodbye
+    # over the bus from its own atexit hook, registered later and therefore run earlier.
+    atexit.register(shutil.rmtree, tmp, True)
+    atexit.register(_stop, proc)
+    wait_until(lambda: Path(f"{tmp}/bus").exists(), 10, "dbus-daemon")
+    os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
+    yield address
 
 
 @pytest.fixture(scope="session")
@@ -176,21 +177,36 @@ def qapp(x_display: str):
 
 def process_events_for(seconds: float) -> None:
     """Run the Qt event loop (and GTK's, which Qt's glib dispatcher drives) for a while."""
-    from PySide6.QtCore import QCoreApplication, QEventLoop
+    from PySide6.QtCore import QEventLoop, QTimer
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        QCoreApplication.processEvents(QEventLoop.AllEvents, 20)
-        time.sleep(0.005)
+    loop = QEventLoop()
+    QTimer.singleShot(max(0, round(seconds * 1000)), loop.quit)
+    loop.exec()
 
 
-def process_events_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    from PySide6.QtCore import QCoreApplication, QEventLoop
+def process_events_until(predicate: Callable[[], bool], timeout: float, what: str, poll_ms: int = 10) -> None:
+    """Run the Qt event loop until `predicate()` holds; TimeoutError naming `what` otherwise."""
+    from PySide6.QtCore import QEventLoop, QTimer
 
+    if predicate():
+        return
+    loop = QEventLoop()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        QCoreApplication.processEvents(QEventLoop.AllEvents, 20)
+    met = False
+
+    def check() -> None:
+        nonlocal met
         if predicate():
-            return
-        time.sleep(0.005)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            met = True
+            loop.quit()
+        elif time.monotonic() > deadline:
+            loop.quit()
+        else:
+            # Re-armed after each check, not a repeating timer: a slow predicate must leave idle
+            # time between checks, or GTK's redraws (glib idle priority) never run.
+            QTimer.singleShot(poll_ms, check)
+
+    QTimer.singleShot(poll_ms, check)
+    loop.exec()
+    if not met:
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
