@@ -53,6 +53,9 @@ DEFAULT_PALETTE: Mapping[str, EmotionStyle] = {
     "disgust": EmotionStyle("disgust", "#3fd4a4", "disgust", "\u2716"),  # ✖  bluish green, lighter
 }
 
+NOTE_COLOR = "#c8c8c8"
+"""The legend note above the captions (e.g. "emotion off: no emotion model")."""
+
 NONE_STYLE = EmotionStyle("none", "#f2f2f2", "", "")
 """Used when a caption carries no emotion (no emotion model, or it is switched off)."""
 

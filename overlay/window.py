@@ -36,7 +36,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter
 from PySide6.QtWidgets import QWidget
 
 from subtone.config.settings import OverlaySettings
-from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, EmotionStyle, style_for
+from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, NOTE_COLOR, EmotionStyle, style_for
 from subtone.service.events import Caption
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ TICK_MS = 50
 PADDING_PX = 14
 CORNER_RADIUS_PX = 10
 PARTIAL_MARK = " \u2026"  # " …"
-NOTE_COLOR = QColor("#c8c8c8")  # ≥ 4.5:1 over the backdrop, like the palette
 
 
 @dataclass

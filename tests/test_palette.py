@@ -12,9 +12,11 @@ from subtone.overlay.palette import (
     DEFAULT_PALETTE,
     MIN_BACKDROP_OPACITY,
     NONE_STYLE,
+    NOTE_COLOR,
     WCAG_AA,
     contrast_ratio,
     effective_backdrops,
+    hex_to_rgb,
     relative_luminance,
     style_for,
     worst_case_contrast,
@@ -44,6 +46,10 @@ def test_palette_covers_every_emotion_with_color_label_and_glyph():
 def test_every_text_color_has_aa_contrast_over_any_background(style):
     ratio = worst_case_contrast(style.rgb, MIN_BACKDROP_OPACITY)
     assert ratio >= WCAG_AA, f"{style.emotion} {style.color}: {ratio:.2f}:1 at opacity {MIN_BACKDROP_OPACITY}"
+
+
+def test_legend_note_color_has_aa_contrast():
+    assert worst_case_contrast(hex_to_rgb(NOTE_COLOR), MIN_BACKDROP_OPACITY) >= WCAG_AA
 
 
 def test_worst_case_contrast_can_fail():
