@@ -69,6 +69,7 @@ class AudioSettings:
     device: str
     block_ms: int = field(metadata={"choices": (10, 20, 30)})
     reopen_backoff_max_s: float = field(metadata=_range(0.5, 300.0))
+    latency_ms: int = field(metadata=_range(0, 2000))
 
 
 @dataclass(frozen=True)

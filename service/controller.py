@@ -116,6 +116,8 @@ class Controller:
         self._listening = settings.trigger.listening
         self._mic_error: str | None = None
         self._model_error: str | None = None
+        self.config_error: str | None = None
+        """Set by the daemon when the settings file was unusable and defaults are in use."""
         self._decoding = False
         self._open_utterances: set[int] = set()
         self._published: StateChanged | None = None
@@ -188,6 +190,8 @@ class Controller:
                 return StateChanged(ServiceState.ERROR, self._mic_error)
             if self._model_error:
                 return StateChanged(ServiceState.ERROR, self._model_error)
+            if self.config_error:
+                return StateChanged(ServiceState.ERROR, self.config_error)
             if not self._listening:
                 return StateChanged(ServiceState.IDLE)
             if self._decoding:

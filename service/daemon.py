@@ -53,6 +53,8 @@ class DaemonOptions:
     """With input_file: stop once it has played and its captions are out."""
     settings_file: Path | None = None
     """The user settings file the tray's "Settings" item opens."""
+    config_error: str | None = None
+    """The settings file could not be used (defaults are): shown as the error state."""
 
 
 class Daemon:
@@ -84,6 +86,7 @@ class Daemon:
             on_state=self._fan_out(self._state_sinks),
             on_note=self._fan_out(self._note_sinks),
         )
+        self.controller.config_error = options.config_error
         self.hotkey: Any = None
 
     @staticmethod
@@ -109,6 +112,7 @@ class Daemon:
             self.settings.audio.block_ms,
             on_error=lambda message: self.controller.microphone_error(message),
             backoff_max_s=self.settings.audio.reopen_backoff_max_s,
+            latency_ms=self.settings.audio.latency_ms,
         )
 
     # -- running -----------------------------------------------------------------------
@@ -281,7 +285,8 @@ class Daemon:
         except Exception as exc:
             log.warning("cannot list microphones: %s", exc)
             names = []
-        tray.set_devices(names, getattr(self.source, "device_name", ""))
+        # The tray marks "System default" for "" and otherwise the device of that name.
+        tray.set_devices(names, getattr(self.source, "device_name", "") if self.settings.audio.device else "")
 
     def _switch_device(self, name: str) -> None:
         self.controller.set_device(name)

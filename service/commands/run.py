@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+
+from subtone.config import ConfigError, load_settings
+from subtone.config.settings import DEFAULT_TOML
 
 from subtone.service.commands.common import settings_from_args
 from subtone.service.daemon import DaemonOptions, run_daemon
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args, **{"trigger.mode": args.mode, "audio.device": args.device})
+    overrides = {"trigger.mode": args.mode, "audio.device": args.device}
+    config_error = None
+    try:
+        settings = settings_from_args(args, **overrides)
+    except ConfigError as exc:
+        if args.config and not Path(args.config).exists():
+            raise
+        # A typo in the settings file must not leave someone without captions: run on the
+        # defaults and show the problem in the tray until it is fixed.
+        config_error = f"settings file not used: {exc}"
+        log.error("%s", config_error)
+        settings = load_settings(DEFAULT_TOML, {k: v for k, v in overrides.items() if v is not None})
     options = DaemonOptions(
         tray=not args.no_tray,
         overlay=not args.no_overlay,
@@ -40,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
         input_realtime=not args.fast,
         exit_when_done=args.exit_when_done,
         settings_file=Path(args.config) if args.config else None,
+        config_error=config_error,
     )
     return run_daemon(settings, options)
