@@ -212,6 +212,11 @@ class Tray:
     def stop(self) -> None:
         icon, self._icon = self._icon, None
         if icon is not None:
+            # Detached, pystray's stop() leaves the icon docked: hide it first (done by the main loop).
+            try:
+                icon.visible = False
+            except Exception:
+                pass
             icon.stop()
             # pystray's GTK backend hides its last notification again from an atexit hook, which
             # prints a traceback when no notification service (or no bus) is left by then.

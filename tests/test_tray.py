@@ -77,8 +77,10 @@ def tray(tray_host, dbus_session, qapp):
     t.set_devices(["Test mic A", "Test mic B"], "")
     t.run_detached()
     yield t, calls
+    docked_width = _trayer_geometry()[2]
     t.stop()
-    process_events_for(0.1)
+    # The icon leaves the tray (other tests, and the live e2e tests, use the same trayer).
+    process_events_until(lambda: _trayer_geometry()[2] < docked_width, 5, "the icon to leave the tray")
 
 
 def _menu_choose(keys: list[str], calls: Calls, expect_len: int) -> None:
