@@ -11,7 +11,9 @@ text color here is lighter than both, so its worst case is the blend over white.
 `worst_case_contrast` checks both ends, and the unit test holds every style to 4.5:1.
 
 The hues start from the Okabe–Ito color-blind-safe set (yellow, sky blue, vermillion,
-reddish purple, bluish green) and are lightened until they clear 4.5:1 at the worst case.
+reddish purple, bluish green), lightened until they clear 4.5:1 at the worst case, then
+nudged so every pair stays apart (CIE76 ΔE ≥ 15) under simulated protanopia, deuteranopia
+and tritanopia (tests/test_palette.py).
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ class EmotionStyle:
 DEFAULT_PALETTE: Mapping[str, EmotionStyle] = {
     "neutral": EmotionStyle("neutral", "#f2f2f2", "neutral", "\u25cb"),  # ○
     "happy": EmotionStyle("happy", "#f0e442", "happy", "\u263a"),  # ☺  Okabe–Ito yellow
-    "sad": EmotionStyle("sad", "#7cc8f5", "sad", "\u2639"),  # ☹  sky blue, lighter
-    "angry": EmotionStyle("angry", "#ff9966", "angry", "\u26a1"),  # ⚡  vermillion, lighter
+    "sad": EmotionStyle("sad", "#6cb8ff", "sad", "\u2639"),  # ☹  sky blue, lighter
+    "angry": EmotionStyle("angry", "#ffa060", "angry", "\u26a1"),  # ⚡  vermillion, lighter
     "fear": EmotionStyle("fear", "#e8a0d0", "fear", "\u26a0"),  # ⚠  reddish purple, lighter
-    "disgust": EmotionStyle("disgust", "#3fd4a4", "disgust", "\u2716"),  # ✖  bluish green, lighter
+    "disgust": EmotionStyle("disgust", "#50d890", "disgust", "\u2716"),  # ✖  bluish green, lighter
 }
 
 NOTE_COLOR = "#c8c8c8"

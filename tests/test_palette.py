@@ -96,3 +96,37 @@ def test_overlay_defaults_load(tmp_path):
     s = load_settings(empty)
     assert s.overlay.position == "bottom-center" and s.overlay.monitor == -1
     assert s.hotkey.combo == "<ctrl>+<alt>+space" and s.hotkey.style == "hold"
+
+
+# Machado, Oliveira & Fernandes (2009) dichromacy simulation matrices (severity 1), linear RGB.
+CVD = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
+    "typical": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+}
+
+
+def _lab(rgb, matrix):
+    import numpy as np
+
+    c = np.asarray(rgb) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(np.asarray(matrix) @ linear, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ seen
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+@pytest.mark.parametrize("vision", list(CVD))
+def test_emotion_colors_stay_apart_for_color_blind_viewers(vision):
+    import itertools
+
+    import numpy as np
+
+    labs = {name: _lab(style.rgb, CVD[vision]) for name, style in DEFAULT_PALETTE.items()}
+    closest = min(
+        (float(np.linalg.norm(labs[a] - labs[b])), a, b) for a, b in itertools.combinations(labs, 2)
+    )
+    assert closest[0] >= 15.0, f"{vision}: {closest[1]} and {closest[2]} only ΔE {closest[0]:.1f} apart"
