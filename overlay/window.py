@@ -117,11 +117,14 @@ class CaptionOverlay(QWidget):
         self._raiser.timeout.connect(self._keep_on_top)
         self._x11: _X11Raiser | None = None
         self._x11_tried = False
+        self._warned_monitor = False
+        self._watched_screen: QScreen | None = None
 
         app = QGuiApplication.instance()
-        app.screenAdded.connect(lambda _s: self._place())
-        app.screenRemoved.connect(lambda _s: self._place())
-        app.primaryScreenChanged.connect(lambda _s: self._place())
+        # Bound methods, not lambdas: Qt drops these connections when the overlay is deleted.
+        app.screenAdded.connect(self._on_screens_changed)
+        app.screenRemoved.connect(self._on_screens_changed)
+        app.primaryScreenChanged.connect(self._on_screens_changed)
         self._place()
 
     # ----- public -----
@@ -164,7 +167,9 @@ class CaptionOverlay(QWidget):
             return QGuiApplication.primaryScreen()
         if 0 <= index < len(screens):
             return screens[index]
-        log.warning("overlay.monitor = %d, but there are %d monitors: using the primary one", index, len(screens))
+        if not self._warned_monitor:
+            self._warned_monitor = True
+            log.warning("overlay.monitor = %d, but there are %d monitors: using the primary one", index, len(screens))
         return QGuiApplication.primaryScreen()
 
     def _line_height(self) -> int:
@@ -175,7 +180,12 @@ class CaptionOverlay(QWidget):
 
     def _place(self) -> None:
         s = self._settings
-        area = self._screen().availableGeometry()
+        screen = self._screen()
+        if screen is not self._watched_screen:
+            # Follow the monitor's resolution or panel changes.
+            screen.availableGeometryChanged.connect(self._on_screens_changed)
+            self._watched_screen = screen
+        area = screen.availableGeometry()
         width = round(area.width() * s.width)
         # Room for the note line even when there is none, so adding a note never moves the captions.
         note_room = QFontMetrics(self._note_font).lineSpacing()
@@ -189,6 +199,9 @@ class CaptionOverlay(QWidget):
             x = area.left() + (area.width() - width) // 2
         y = area.top() + s.margin_px if vertical == "top" else area.bottom() + 1 - s.margin_px - height
         self.setGeometry(x, y, width, height)
+
+    def _on_screens_changed(self, *_: object) -> None:
+        self._place()
 
     def _box_rect(self, rows: int) -> QRect:
         """The backdrop box in widget coordinates, hugging the top or bottom edge by position."""
