@@ -33,7 +33,15 @@ import numpy as np
 
 from subtone.service.audio_file import SAMPLE_RATE
 from subtone.service.events import Caption, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
-from subtone.service.streaming import PartialPolicy, PartialTrack, TranscriberCaps, decode_partial, new_run_options
+from subtone.service.streaming import (
+    PartialPolicy,
+    PartialTrack,
+    TranscriberCaps,
+    decode_partial,
+    final_token_cap,
+    new_run_options,
+    strip_repeats,
+)
 from subtone.service.vad_segmenter import TOO_SHORT
 
 log = logging.getLogger(__name__)
@@ -107,11 +115,15 @@ class RecognizerWorker:
         max_pending: int = 3,
         partial_interval_s: float | None = None,
         partial_policy: PartialPolicy | None = None,
+        on_skip: Callable[[int, str], None] = lambda utterance_id, reason: None,
     ) -> None:
         self._load_models = load_models
         self._on_caption = on_caption
         self._on_busy = on_busy
         self._on_error = on_error
+        self._on_skip = on_skip
+        """Told (utterance id, reason) for each finished utterance that gets no decoded final:
+        "discarded", "dropped", "no_speech", "failed" (soak runs account for every utterance)."""
         self._max_pending = max_pending
         if partial_policy is None and partial_interval_s:
             partial_policy = PartialPolicy(interval_s=partial_interval_s)
@@ -153,6 +165,7 @@ class RecognizerWorker:
                     return
                 if event.reason in DISCARD_REASONS:
                     self._discarded += 1
+                    self._on_skip(event.utterance_id, "discarded")
                     if utterance.partial_posted:
                         self._settle.append(self._settled(utterance, "", event.t_end))
                         self._cond.notify()
@@ -161,6 +174,7 @@ class RecognizerWorker:
                 if len(self._ready) >= self._max_pending:
                     old = self._ready.popleft()
                     self._dropped += 1
+                    self._on_skip(old.utterance_id, "dropped")
                     log.warning(
                         "recognizer is behind: dropped utterance %d (%.1f s of audio) to keep up",
                         old.utterance_id,
@@ -243,12 +257,13 @@ class RecognizerWorker:
                 continue
             self._on_busy(True)
             try:
-                caption = self._decode(utterance, transcriber, emotion)
+                caption = self._decode(utterance, transcriber, emotion, caps)
             except Exception:  # one bad utterance must not stop the captions
                 log.exception("decoding utterance %d failed", utterance.utterance_id)
                 caption = None
                 with self._cond:
                     self._failed += 1
+                self._on_skip(utterance.utterance_id, "failed")
             finally:
                 self._on_busy(False)
             with self._cond:
@@ -258,19 +273,31 @@ class RecognizerWorker:
             if caption is not None:
                 self._on_caption(caption)
 
-    def _decode(self, utterance: _Utterance, transcriber: Transcriber, emotion: EmotionClassifier | None) -> Caption | None:
+    def _decode(
+        self, utterance: _Utterance, transcriber: Transcriber, emotion: EmotionClassifier | None, caps: TranscriberCaps
+    ) -> Caption | None:
         audio = utterance.audio()
         if audio.size < SAMPLE_RATE // 10:
             with self._cond:
                 self._no_speech += 1
+            self._on_skip(utterance.utterance_id, "no_speech")
             return None
         t0 = time.perf_counter()
-        text = transcriber.transcribe(audio).text.strip()
+        if caps.max_tokens:
+            cap = final_token_cap(audio.size)
+            result = transcriber.transcribe(audio, max_tokens=cap)
+            text = result.text.strip()
+            if len(result.tokens) >= cap - 1:  # ran into the cap: most likely a decoder loop
+                text = strip_repeats(text, min_repeats=2)
+                log.warning("utterance %d: decoder hit its %d-token cap; loop cut", utterance.utterance_id, cap)
+        else:
+            text = transcriber.transcribe(audio).text.strip()
         t1 = time.perf_counter()
         if not text:
             log.info("utterance %d: no speech (%.2f s decode)", utterance.utterance_id, t1 - t0)
             with self._cond:
                 self._no_speech += 1
+            self._on_skip(utterance.utterance_id, "no_speech")
             return None
         label, scores = None, {}
         if emotion is not None:

@@ -22,6 +22,10 @@ from subtone.service.partial_text import PartialStabilizer, PartialText
 
 MAX_LOOP_WORDS = 8
 """Longest repeated phrase (in words) that `strip_repeats` looks for."""
+FINAL_TOKENS_PER_S = 12.0
+"""Token cap of a final decode per second of audio (plus a few): about twice fast speech. Whisper
+on audio cut off mid-word (a key released mid-sentence) can loop until its 224-token limit,
+which costs seconds; the cap bounds that and `strip_repeats` removes the loop."""
 
 
 @dataclass(frozen=True)
@@ -54,19 +58,26 @@ class PartialPolicy:
         return 4 + math.ceil(self.max_tokens_per_s * samples / SAMPLE_RATE)
 
 
-def strip_repeats(text: str) -> str:
-    """Drop a phrase the decoder repeated at the end ("so my fellow so my fellow" → "so my fellow")."""
+def strip_repeats(text: str, min_repeats: int = 1) -> str:
+    """Cut a decoder loop off the end: "and so my fellow and so my fellow and so" → "and so my fellow".
+
+    A loop of period p is a tail where every word equals the word p before it; it is cut when it
+    holds at least `min_repeats` whole repeats of the phrase.
+    """
     words = text.split()
-    changed = True
-    while changed:
-        changed = False
-        for n in range(1, min(MAX_LOOP_WORDS, len(words) // 2) + 1):
-            tail, before = words[-n:], words[-2 * n : -n]
-            if [_key(w) for w in tail] == [_key(w) for w in before]:
-                words = words[:-n]
-                changed = True
-                break
-    return " ".join(words)
+    keys = [_key(w) for w in words]
+    best = len(words)
+    for period in range(1, min(MAX_LOOP_WORDS, len(words) // 2) + 1):
+        run = 0
+        while run < len(words) - period and keys[-1 - run] == keys[-1 - run - period]:
+            run += 1
+        if run >= min_repeats * period:
+            best = min(best, len(words) - run)
+    return " ".join(words[:best])
+
+
+def final_token_cap(samples: int) -> int:
+    return 8 + math.ceil(FINAL_TOKENS_PER_S * samples / SAMPLE_RATE)
 
 
 def _key(word: str) -> str:

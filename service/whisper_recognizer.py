@@ -21,6 +21,7 @@ from subtone.service.errors import SubtoneError
 from subtone.service.model_registry import ModelEntry
 from subtone.service.onnx_session import SessionInfo, create_session
 from subtone.service.recognizer import Transcript
+from subtone.service.repetition import loop_start
 from subtone.service.whisper_frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
 from subtone.service.whisper_tokenizer import SpecialTokens, WhisperTokenizer
 
@@ -42,6 +43,9 @@ class WhisperOptions:
     """Encode only the audio's length (rounded up to 1 s) instead of a full 30 s window."""
     silence_gate_dbfs: float = -60.0
     """RMS level under which audio is silence and no model runs."""
+    stop_on_repeat: bool = True
+    """End a window's decoding when the text repeats a phrase back to back, and drop the repeat
+    (subtone.service.repetition): tiny.en with a trimmed window loops on many clips otherwise."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WhisperOptions":
@@ -221,6 +225,9 @@ class WhisperRecognizer:
             if token == self._special.eot or step == limit:
                 break
             tokens.append(token)
+            if self.options.stop_on_repeat and (repeat := loop_start(tokens)) is not None:
+                del tokens[repeat:]
+                break
             self._token[0, 0] = token
             logits = steps.next(self._token, run_options)
             step_logits = logits[0, -1]

@@ -40,7 +40,8 @@ def start_worker(transcriber, log, policy=PartialPolicy()):
 @pytest.mark.parametrize(
     "raw, clean",
     [
-        ("and so and so and so and", "and so and"),
+        ("and so and so and so and", "and so"),
+        ("and so my fellow mirror and so my fellow mirror and so my", "and so my fellow mirror"),
         ("And so my fellow Americans. And so my fellow Americans.", "And so my fellow Americans."),
         ("asked, asked, asked, asked,", "asked,"),
         ("ask not what your country can do", "ask not what your country can do"),
