@@ -204,6 +204,7 @@ class Tray:
                 queue.put(False)
             return
         self._icon = icon
+        self._set_title()
         log.info("tray icon started (pystray backend: %s)", type(self._icon).__module__.rsplit(".", 1)[-1])
         if host is False:
             log.warning("no system tray found: the tray icon shows once one starts; subtone keeps running "
@@ -250,7 +251,7 @@ class Tray:
             return
         if changed_icon:
             self._icon.icon = draw_state_icon(event.state)
-        self._icon.title = self.title
+        self._set_title()
         self._icon.update_menu()
 
     def set_devices(self, names: Sequence[str], current: str) -> None:
@@ -272,9 +273,22 @@ class Tray:
         self._mode = mode
         self._refresh()
 
+    def _set_title(self) -> None:
+        """pystray's title; with the GTK backend also the hover tooltip, which pystray leaves unset."""
+        icon = self._icon
+        if icon is None:
+            return
+        text = self.title
+        icon.title = text
+        status_icon = getattr(icon, "_status_icon", None)  # pystray._gtk's Gtk.StatusIcon
+        if status_icon is not None:
+            from gi.repository import GLib
+
+            GLib.idle_add(lambda: status_icon.set_tooltip_text(text) and False)
+
     def _refresh(self) -> None:
         if self._icon is not None:
-            self._icon.title = self.title
+            self._set_title()
             self._icon.update_menu()
 
     def menu_lines(self) -> list[str]:
@@ -325,13 +339,13 @@ class Tray:
     def _toggle_listening(self) -> None:
         self._listening = not self._listening
         if self._icon is not None:
-            self._icon.title = self.title
+            self._set_title()
         self._on_listening(self._listening)
 
     def _choose_mode(self, mode: str) -> None:
         self._mode = mode
         if self._icon is not None:
-            self._icon.title = self.title
+            self._set_title()
         self._on_mode(mode)
 
     def _choose_device(self, name: str) -> None:

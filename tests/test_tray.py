@@ -124,6 +124,9 @@ def test_icon_docks_menu_runs_callbacks_and_state_changes_icon(tray):
     assert t.icon_image.tobytes() != before_img
     process_events_until(lambda: _grab(x, y, w, h) != before_px, 5, "the tray icon to redraw")
     assert t.title == "subtone: error: microphone 'Test mic B' disappeared"
+    process_events_until(
+        lambda: t._icon._status_icon.get_tooltip_text() == t.title, 3, "the GTK tooltip to show the error"
+    )
     assert "[Error: microphone 'Test mic B' disappeared]" in t.menu_lines()
     # …and in the real GTK menu (pystray's private handle), as an insensitive item.
     process_events_for(0.3)
