@@ -5,7 +5,8 @@
 
 - `show_caption(caption: Caption)`: create or update the line for `caption.utterance_id`.
   A partial (`is_final` False) is drawn in italics with a trailing "…" and is replaced in
-  place by later partials and by the final; a final with empty text removes the line
+  place by later partials and by the final; its settled words (`stable_text`, which will not
+  change) are drawn upright like a final, so only the tentative tail looks provisional; a final with empty text removes the line
   (the recognizer heard no words). Each line starts with the emotion's glyph and label,
   in the emotion's color (see palette.py), so the emotion never rests on color alone.
 - `set_legend_note(text)`: a small line above the captions, e.g. "emotion off: no emotion
@@ -64,6 +65,8 @@ class _Row:
     line: _Line
     prefix: str
     text: str
+    stable: int = 0
+    """Leading words of `text` drawn upright: a partial's settled words (`Caption.stable_text`)."""
 
 
 class CaptionOverlay(QWidget):
@@ -227,14 +230,18 @@ class CaptionOverlay(QWidget):
             available = width - indent
             current = ""
             first = True
+            settled = len(line.caption.stable_text.split()) if not line.caption.is_final else 0
+            done = 0  # words already in earlier rows
             for word in text.split():
                 candidate = f"{current} {word}" if current else word
                 if current and metrics.horizontalAdvance(candidate) > available:
-                    rows.append(_Row(line, prefix if first else "", current))
-                    first, current = False, word
+                    count = len(current.split())
+                    rows.append(_Row(line, prefix if first else "", current, min(count, max(0, settled - done))))
+                    first, current, done = False, word, done + count
                 else:
                     current = candidate
-            rows.append(_Row(line, prefix if first else "", current))
+            count = len(current.split())
+            rows.append(_Row(line, prefix if first else "", current, min(count, max(0, settled - done))))
         return rows[-self._settings.lines :]
 
     # ----- time -----
@@ -333,8 +340,14 @@ class CaptionOverlay(QWidget):
                 painter.drawText(x, baseline, row.prefix)
             if row.line.style.label:
                 x += self._label_column  # text of every labeled row starts in one column
+            words = row.text.split(" ")
+            if row.stable:  # a partial's settled words: upright, as they will stay in the final
+                settled = " ".join(words[: row.stable])
+                painter.setFont(self._font)
+                painter.drawText(x, baseline, settled)
+                x += QFontMetrics(self._font).horizontalAdvance(settled + " ")
             painter.setFont(self._font if row.line.caption.is_final else self._partial_font)
-            painter.drawText(x, baseline, row.text)
+            painter.drawText(x, baseline, " ".join(words[row.stable :]))
             y += line_height
         painter.end()
 
