@@ -3,8 +3,9 @@
 Graphs (see subtone.export.whisper_export): the encoder returns every decoder
 layer's cross-attention keys/values once per window; the decoder step takes new
 tokens plus the grown self-attention cache. Audio over 30 s is cut into 30 s
-windows. With `trim_encoder` the encoder sees only the audio's own length
-(rounded up to whole seconds) instead of a 30 s window, like whisper.cpp's audio_ctx.
+windows. With `trim_encoder` the encoder sees only the audio's own length plus 2 s
+of silence (rounded up to whole seconds) instead of a 30 s window, like whisper.cpp's
+audio_ctx: the positional embedding is sliced to match inside the graph.
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ from subtone.service.whisper_tokenizer import SpecialTokens, WhisperTokenizer
 
 log = logging.getLogger(__name__)
 
+TRIM_TAIL_FRAMES = 200
+"""Silence kept after the audio in a trimmed window (2 s). With none, tiny.en loops on clips that
+end right at the last word (13 of 38 asr-dev clips repeated a phrase until the token cap);
+1 s was enough there, 2 s leaves a margin."""
 TRIM_MULTIPLE_FRAMES = 100
-"""A trimmed window is rounded up to whole seconds: fewer distinct shapes, and some trailing silence."""
+"""A trimmed window is rounded up to whole seconds: fewer distinct input shapes."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class WhisperOptions:
     logprob_threshold: float = -1.0
     """... and the mean token log-probability is below this."""
     trim_encoder: bool = True
-    """Encode only the audio's length (rounded up to 1 s) instead of a full 30 s window."""
+    """Encode only the audio's length (+2 s, rounded up to 1 s) instead of a full 30 s window."""
     silence_gate_dbfs: float = -60.0
     """RMS level under which audio is silence and no model runs."""
     stop_on_repeat: bool = True
@@ -194,7 +199,8 @@ class WhisperRecognizer:
     def _window(self, mel: np.ndarray, start: int, content: int) -> np.ndarray:
         frames = CHUNK_FRAMES
         if self.options.trim_encoder:
-            frames = min(CHUNK_FRAMES, max(1, math.ceil(content / TRIM_MULTIPLE_FRAMES)) * TRIM_MULTIPLE_FRAMES)
+            wanted = content + TRIM_TAIL_FRAMES
+            frames = min(CHUNK_FRAMES, math.ceil(wanted / TRIM_MULTIPLE_FRAMES) * TRIM_MULTIPLE_FRAMES)
         return np.ascontiguousarray(mel[None, :, start : start + frames])
 
     def _is_silence(self, result: WindowResult) -> bool:

@@ -108,3 +108,12 @@ def test_audio_over_30_s_is_windowed(recognizer):
 def test_max_tokens_caps_the_output(whisper_model_dir):
     result = _recognizer(whisper_model_dir, max_tokens=5).transcribe(load_audio(JFK))
     assert len(result.tokens) == 5
+
+
+@pytest.mark.parametrize("name", ["whisper-tiny.en", "whisper-tiny.en-int8"])
+def test_trimmed_window_does_not_loop_on_clips_ending_at_the_last_word(whisper_model_dir, name):
+    """Without trailing silence in the trimmed window, tiny.en repeated these phrases until the cap."""
+    recognizer = _recognizer(whisper_model_dir, name, trim_encoder=True)
+    for clip, words in [("LJ001-0002", "in being comparatively modern"), ("LJ001-0008", "has never been surpassed")]:
+        text = recognizer.transcribe(load_audio(ASR_DEV / "en" / "ljspeech" / f"{clip}.flac")).text
+        assert text.lower().strip(" .,").replace(",", "") == words, clip
