@@ -113,6 +113,9 @@ def check_preprocessor(pre: Mapping[str, Any], source: str) -> None:
         raise SubtoneError(f"{source}: preprocessor sample_rate is {rate} Hz; subtone feeds 16000 Hz audio")
     if int(pre.get("frame_splicing", 1) or 1) != 1:
         raise SubtoneError(f"{source}: preprocessor frame_splicing={pre['frame_splicing']} is not supported (expected 1)")
+    pad_to = pre.get("pad_to", 16)
+    if not isinstance(pad_to, int) or pad_to < 0:
+        raise SubtoneError(f"{source}: preprocessor pad_to={pad_to!r} is not supported (expected a whole number of frames)")
     normalize = pre.get("normalize", "per_feature")
     if normalize not in ("per_feature", "all_features", "NA", None, ""):
         raise SubtoneError(
@@ -229,8 +232,10 @@ def _head_of(model, source: str) -> str:
 
 def _export_graphs(model, head: str, out: Path, source: str) -> dict[str, Any]:
     info: dict[str, Any] = {"files": {"preprocessor": "preprocessor.onnx"}}
-    features = _export_preprocessor(model, out / "preprocessor.onnx", source)
+    features, pad_to, pad_value = _export_preprocessor(model, out / "preprocessor.onnx", source)
     info["features"] = features
+    info["pad_to"] = pad_to
+    info["pad_value"] = pad_value
     info["sample_rate"] = 16000
     info["subsampling"] = _subsampling_of(model)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -258,7 +263,7 @@ def _export_graphs(model, head: str, out: Path, source: str) -> dict[str, Any]:
     return info
 
 
-def _export_preprocessor(model, path: Path, source: str) -> int:
+def _export_preprocessor(model, path: Path, source: str) -> tuple[int, int, float]:
     """NeMo's featurizer as an ONNX graph, checked against NeMo on a test signal."""
     import torch
 
@@ -273,6 +278,20 @@ def _export_preprocessor(model, path: Path, source: str) -> int:
             return self.featurizer(waveform, length)
 
     wrapper = Preprocessor().eval()
+    # Padding the frames to a multiple of pad_to depends on the length, which the exported graph
+    # would freeze to one branch: the runtime pads instead (manifest "pad_to", "pad_value").
+    pad_to = featurizer.pad_to
+    featurizer.pad_to = 0
+    try:
+        _export_featurizer(wrapper, path, source)
+    finally:
+        featurizer.pad_to = pad_to
+    return int(featurizer.nfilt), int(pad_to), float(featurizer.pad_value)
+
+
+def _export_featurizer(wrapper, path: Path, source: str) -> None:
+    import torch
+
     rng = np.random.default_rng(0)
     example = torch.from_numpy(rng.standard_normal((1, 32000)).astype(np.float32) * 0.1)
     samples = torch.export.Dim("samples", min=1600, max=16000 * 3600)
@@ -297,7 +316,6 @@ def _export_preprocessor(model, path: Path, source: str) -> int:
         ) from None
     _inline_weights(path)
     _check_preprocessor_parity(wrapper, path, source)
-    return int(featurizer.nfilt)
 
 
 def _inline_weights(path: Path) -> None:

@@ -119,8 +119,12 @@ class NemoRecognizer:
         detokenizer: Detokenizer,
         session_info: SessionInfo,
         language: str = "und",
+        pad_to: int = 0,
+        pad_value: float = 0.0,
     ) -> None:
         self.name = name
+        self.pad_to = pad_to
+        self.pad_value = pad_value
         self.preprocessor = preprocessor
         self.search = search
         self.detokenizer = detokenizer
@@ -160,7 +164,16 @@ class NemoRecognizer:
         if "tokenizer" not in entry.files:
             raise SubtoneError(f"manifest entry '{entry.name}' has no tokenizer file; {fix}")
         detokenizer = load_detokenizer(tokenizer_kind, entry.path("tokenizer"))
-        return cls(entry.name, preprocessor, search, detokenizer, session_info, str(info.get("language", "und")))
+        return cls(
+            entry.name,
+            preprocessor,
+            search,
+            detokenizer,
+            session_info,
+            language=str(info.get("language", "und")),
+            pad_to=int(info.get("pad_to", 0)),
+            pad_value=float(info.get("pad_value", 0.0)),
+        )
 
     def features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
         """Log-mel features [1, F, T] and the number of valid frames, from the exported front end."""
@@ -171,6 +184,11 @@ class NemoRecognizer:
         features, length = self.preprocessor.run(
             ["features", "features_length"], {"waveform": audio[None], "length": np.array([audio.size], dtype=np.int64)}
         )
+        short = features.shape[-1] % self.pad_to if self.pad_to > 0 else 0
+        if short:
+            # NeMo pads the frames to a multiple of pad_to after normalising; the encoder masks them
+            pad = np.full((*features.shape[:-1], self.pad_to - short), self.pad_value, dtype=features.dtype)
+            features = np.concatenate([features, pad], axis=-1)
         return features, int(length[0])
 
     def token_ids(self, audio: np.ndarray) -> list[int]:

@@ -39,7 +39,7 @@ def train_sentencepiece(texts: Iterable[str], out_dir: Path, vocab_size: int = 6
     return out_dir
 
 
-def _preprocessor(features: int) -> dict[str, Any]:
+def _preprocessor(features: int, pad_to: int = 0) -> dict[str, Any]:
     return {
         "_target_": "nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor",
         "sample_rate": 16000,
@@ -52,29 +52,31 @@ def _preprocessor(features: int) -> dict[str, Any]:
         "log": True,
         "frame_splicing": 1,
         "dither": 0.00001,
-        "pad_to": 0,
+        "pad_to": pad_to,
         "pad_value": 0.0,
     }
 
 
-def _common(features: int) -> dict[str, Any]:
+def _common(features: int, pad_to: int = 0) -> dict[str, Any]:
     # transcribe() reads validation_ds options; no manifest means no dataset is built.
     return {
         "sample_rate": 16000,
-        "preprocessor": _preprocessor(features),
+        "preprocessor": _preprocessor(features, pad_to),
         "validation_ds": {"manifest_filepath": None, "sample_rate": 16000, "batch_size": 1, "shuffle": False, "use_start_end_token": False},
     }
 
 
-def _encoder(features: int, d_model: int, n_layers: int, n_heads: int) -> dict[str, Any]:
+def _encoder(
+    features: int, d_model: int, n_layers: int, n_heads: int, subsampling: str = "dw_striding", factor: int = 8
+) -> dict[str, Any]:
     return {
         "_target_": "nemo.collections.asr.modules.ConformerEncoder",
         "feat_in": features,
         "feat_out": -1,
         "n_layers": n_layers,
         "d_model": d_model,
-        "subsampling": "dw_striding",
-        "subsampling_factor": 8,
+        "subsampling": subsampling,
+        "subsampling_factor": factor,
         "subsampling_conv_channels": d_model,
         "causal_downsampling": False,
         "ff_expansion_factor": 4,
@@ -131,13 +133,17 @@ def transducer_config(
     n_heads: int = 2,
     pred_hidden: int = 32,
     joint_hidden: int = 32,
+    conformer: bool = False,
 ) -> dict[str, Any]:
+    """FastConformer transducer; `conformer=True`: the older Conformer front (striding ×4, pad_to 16)."""
     vocab = [] if labels is None else list(labels)
     cfg: dict[str, Any] = {
-        **_common(features),
+        **_common(features, pad_to=16 if conformer else 0),
         "labels": vocab,
         "model_defaults": {"enc_hidden": d_model, "pred_hidden": pred_hidden, "joint_hidden": joint_hidden},
-        "encoder": _encoder(features, d_model, n_layers, n_heads),
+        "encoder": _encoder(
+            features, d_model, n_layers, n_heads, *(("striding", 4) if conformer else ("dw_striding", 8))
+        ),
         "decoder": {
             "_target_": "nemo.collections.asr.modules.RNNTDecoder",
             "normalization_mode": None,

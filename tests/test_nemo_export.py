@@ -82,7 +82,8 @@ def nemo_built(nemo_workdir, nemo_models_dir) -> dict[str, Built]:
         if kind == "ctc":
             cfg = nemo_builders.ctc_config(tokenizer_dir=tokenizer_dir)
         elif kind == "rnnt_char":
-            cfg = nemo_builders.transducer_config(labels=nemo_builders.KOREAN_LABELS)
+            # like the Korean Conformer-Transducer: striding ×4 subsampling, frames padded to 16
+            cfg = nemo_builders.transducer_config(labels=nemo_builders.KOREAN_LABELS, conformer=True)
         else:
             cfg = nemo_builders.transducer_config(tokenizer_dir=tokenizer_dir, tdt=kind == "tdt")
         model = nemo_builders.build_model(kind, cfg, calibration_audio=calibration)
@@ -148,25 +149,27 @@ def test_manifest_entries_describe_each_family(nemo_built, nemo_models_dir) -> N
     for test_id, (_kind, family, _language) in KINDS.items():
         entry = models[test_id]
         assert entry["family"] == family
-        assert entry["subsampling"]["factor"] == 8
+        assert entry["subsampling"]["factor"] == (4 if test_id == "rnnt-korean-chars" else 8)
         assert entry["features"] == 80
         assert (nemo_models_dir / entry["files"]["preprocessor"]).is_file()
         assert entry["export_command"].startswith("subtone export nemo --checkpoint ")
     assert models["tdt-bpe"]["durations"] == nemo_builders.DURATIONS
     assert models["ctc-bpe"]["blank_id"] == models["ctc-bpe"]["vocab_size"] == 64
     korean = models["rnnt-korean-chars"]
-    assert korean["tokenizer"] == "chars" and korean["language"] == "ko"
+    assert korean["tokenizer"] == "chars" and korean["language"] == "ko" and korean["pad_to"] == 16
     labels = json.loads((nemo_models_dir / korean["files"]["tokenizer"]).read_text(encoding="utf-8"))
     assert labels == nemo_builders.KOREAN_LABELS and korean["blank_id"] == len(labels)
 
 
-def test_preprocessor_graph_matches_nemo_features(nemo_built, nemo_models_dir) -> None:
+@pytest.mark.parametrize("test_id", ["ctc-bpe", "rnnt-korean-chars"])
+def test_preprocessor_graph_matches_nemo_features(test_id, nemo_built, nemo_models_dir) -> None:
     import torch
 
-    built = nemo_built["ctc-bpe"]
+    built = nemo_built[test_id]
     recognizer = create_recognizer(load_model(nemo_models_dir, built.name), settings_for(nemo_models_dir))
-    for clip in CLIPS:
-        audio = read_clip(clip)
+    audios = [read_clip(clip) for clip in CLIPS]
+    audios.append(audios[0][: 159 * 160])  # 160 frames: a multiple of pad_to=16, so NeMo adds none
+    for audio in audios:
         ours, n_frames = recognizer.features(audio)
         with torch.no_grad():
             ref, ref_len = built.model.preprocessor(
@@ -175,6 +178,14 @@ def test_preprocessor_graph_matches_nemo_features(nemo_built, nemo_models_dir) -
         assert n_frames == int(ref_len[0])
         assert ours.shape == tuple(ref.shape)
         np.testing.assert_allclose(ours, ref.numpy(), atol=1e-3)
+
+
+def test_short_and_empty_audio_give_text_or_nothing(nemo_built, nemo_models_dir) -> None:
+    for name in ("ctc-bpe", "tdt-bpe"):
+        recognizer = create_recognizer(load_model(nemo_models_dir, name), settings_for(nemo_models_dir))
+        assert recognizer.transcribe(np.zeros(0, dtype=np.float32)).text == ""
+        short = recognizer.transcribe(read_clip(CLIPS[1])[:400])
+        assert isinstance(short.text, str)
 
 
 def test_transcribe_command_selects_the_model(nemo_built, nemo_models_dir, tmp_path, capsys) -> None:
