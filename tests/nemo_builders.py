@@ -7,7 +7,6 @@ normalisation); sizes are parameters so tests can stay tiny and the benchmark ca
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -240,7 +239,3 @@ def _calibrate(model, kind: str, audio) -> None:
         n_tokens = model.joint.num_classes_with_blank if not kind.startswith("ctc") else weight.shape[0]
         others = torch.cat([logits[:, :blank], logits[:, blank + 1 : n_tokens]], dim=1).max(dim=1).values
         final.bias[blank] = (others - logits[:, blank]).median()
-
-
-def save_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data), encoding="utf-8")
