@@ -35,7 +35,7 @@ from subtone.service.events import (
 from subtone.service.push_to_talk import PushToTalkGate
 from subtone.service.recognizer_worker import RecognizerWorker
 from subtone.service.streaming import PartialPolicy
-from subtone.service.vad_segmenter import VadSegmenter
+from subtone.service.vad_segmenter import VadSegmenter, VadState
 
 log = logging.getLogger(__name__)
 
@@ -244,16 +244,17 @@ class Controller:
                 mode, listening = self._mode, self._listening
             events: list[UtteranceEvent] = []
             if not listening:
-                events += self.ptt.stop(block.t_start) + self.vad.flush(block.t_start)
-                self._forward(events)
+                if self.ptt.is_open or self.ptt.wants_open or self.vad.state is not VadState.QUIET:
+                    self._forward(self.ptt.stop(block.t_start) + self.vad.flush(block.t_start))
                 continue
-            if mode == "voice":
-                events += self.ptt.stop(block.t_start)
-            else:
+            if mode != "voice":
                 events += self.ptt.push(block)
+            elif self.ptt.is_open or self.ptt.wants_open:
+                events += self.ptt.stop(block.t_start)
             if mode == "push-to-talk" or self.ptt.is_open or self.ptt.wants_open:
                 # The hotkey wins in "both": a voice utterance in progress ends where the key took over.
-                events += self.vad.flush(block.t_start)
+                if self.vad.state is not VadState.QUIET:
+                    events += self.vad.flush(block.t_start)
             else:
                 events += self.vad.push(block)
             self._forward(events)

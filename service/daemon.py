@@ -118,7 +118,11 @@ class Daemon:
     # -- running -----------------------------------------------------------------------
     def run(self) -> int:
         if self.options.overlay or self.options.tray:
-            return self._run_qt()
+            if _has_display():
+                return self._run_qt()
+            # Qt aborts the process when it cannot reach a display: captions still go to the
+            # history and the events log, so run on without the windows.
+            log.error("no display (DISPLAY and WAYLAND_DISPLAY unset): running without overlay and tray")
         return self._run_plain()
 
     def request_stop(self) -> None:
@@ -130,10 +134,8 @@ class Daemon:
         source_done = getattr(self.source, "finished", None)
         if self.options.exit_when_done and source_done is not None and source_done.is_set():
             stats = self.controller.worker.stats()
-            if self.source.blocks.empty() and stats.pending == 0 and not self.controller.state().state in (
-                ServiceState.RECOGNISING,
-                ServiceState.HEARING,
-            ):
+            busy = self.controller.state().state in (ServiceState.RECOGNISING, ServiceState.HEARING)
+            if self.source.blocks.empty() and stats.pending == 0 and not busy:
                 return True
         return False
 
@@ -308,6 +310,13 @@ class Daemon:
             return None
         _open_with_desktop(self.history.path)
         return self.history.path
+
+
+def _has_display() -> bool:
+    platform_name = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform_name.startswith(("offscreen", "minimal", "vnc", "eglfs", "linuxfb")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def write_commented_defaults(path: Path) -> None:

@@ -105,3 +105,25 @@ def test_capture_reports_a_lost_device_and_recovers(pulse_audio):
     finally:
         pulse_audio.load_devices()
         assert capture.stop()
+
+
+@pytest.mark.desktop
+def test_switching_microphone_reopens_on_the_chosen_device(pulse_audio):
+    errors: list = []
+    capture = MicrophoneCapture("", block_ms=30, on_error=errors.append)
+    capture.start()
+    try:
+        assert capture.opened.wait(10)
+        first = capture.device_name
+        target = next(d.name for d in list_input_devices() if d.name != first and d.name in ("pulse", "default"))
+        capture.set_device(target)
+        deadline = time.monotonic() + 10
+        while capture.device_name != target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert capture.device_name == target
+        assert capture.opened.wait(10)
+        _drain(capture.blocks, 0.3)
+        assert _drain(capture.blocks, 0.5), "no audio from the new device"
+        assert not [e for e in errors if e]
+    finally:
+        assert capture.stop()
