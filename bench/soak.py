@@ -146,6 +146,8 @@ def run_soak(
     sample_every_s: float = 60.0,
     manifest: Path = ASR_DEV_MANIFEST,
     progress: bool = False,
+    wait_for_partials: bool = False,
+    max_wall_s: float = 0.0,
 ) -> SoakReport:
     clips = [c.audio for c in read_clips(manifest)]
     counter = _LevelCounter()
@@ -205,10 +207,14 @@ def run_soak(
                   f"finals {s.finals}  partials {s.partials}  errors {s.errors}", flush=True)
 
     def hold() -> None:
-        # As fast as it goes, but never faster than the worker decodes finals.
-        while worker.stats().pending > 0:
-            report.max_pending = max(report.max_pending, worker.stats().pending)
-            time.sleep(0.005)
+        # As fast as it goes, but never faster than the worker decodes finals (and, with
+        # wait_for_partials, starts every partial that is due, as it would at real pace).
+        while True:
+            pending = worker.stats().pending
+            report.max_pending = max(report.max_pending, pending)
+            if pending == 0 and not (wait_for_partials and worker.partial_due()):
+                return
+            time.sleep(0.002)
 
     def on_event(event) -> None:
         if isinstance(event, UtteranceStarted):
@@ -219,6 +225,8 @@ def run_soak(
 
     def blocks() -> Iterator[AudioBlock]:
         for block in soak_audio(clips, seconds):
+            if max_wall_s and time.monotonic() - wall0 > max_wall_s:
+                return  # out of time: the report says how much audio went in
             state["audio_s"] = block.t_start + block.samples.size / SAMPLE_RATE
             if state["audio_s"] >= state["next_sample"]:
                 sample()
@@ -295,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     length.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--warmup-minutes", type=float, help="default: 10 %% of the run, at most 15 min")
     p.add_argument("--sample-every-s", type=float, default=60.0, help="RSS sample interval, in seconds of audio")
+    p.add_argument("--wait-for-partials", action="store_true",
+                   help="the feeder also waits until every due partial has started (exercises partials; slower)")
+    p.add_argument("--max-wall-minutes", type=float, default=0.0, help="stop feeding after this long (0: no limit)")
     p.add_argument("--config", type=Path)
     p.add_argument("--csv", type=Path)
     p.add_argument("--png", type=Path)
@@ -305,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(user_file=args.config)
     print(f"soak: {seconds / 60:.0f} min of audio, warm-up {warmup / 60:.1f} min, streaming "
           f"{'on' if settings.streaming.enabled else 'off'}", flush=True)
-    report = run_soak(settings, seconds, warmup, args.sample_every_s, progress=True)
+    report = run_soak(settings, seconds, warmup, args.sample_every_s, progress=True,
+                      wait_for_partials=args.wait_for_partials, max_wall_s=args.max_wall_minutes * 60)
     print(report.summary())
     print(f"max RSS (getrusage): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if args.csv:

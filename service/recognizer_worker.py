@@ -210,6 +210,11 @@ class RecognizerWorker:
                 self._failed,
             )
 
+    def partial_due(self) -> bool:
+        """Whether an open utterance has enough new audio for a partial that has not started yet."""
+        with self._cond:
+            return self._partial_due() is not None
+
     @staticmethod
     def _settled(utterance: _Utterance, text: str, t_end: float) -> Caption:
         emotion = utterance.partial.emotion if utterance.partial is not None and text else None
