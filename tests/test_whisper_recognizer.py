@@ -112,7 +112,7 @@ def test_max_tokens_caps_the_output(whisper_model_dir):
 
 @pytest.mark.parametrize("name", ["whisper-tiny.en", "whisper-tiny.en-int8"])
 def test_trimmed_window_does_not_loop_on_clips_ending_at_the_last_word(whisper_model_dir, name):
-    """Without trailing silence in the trimmed window, tiny.en repeated these phrases until the cap."""
+    """Without enough trailing silence in the trimmed window, tiny.en repeated these phrases."""
     recognizer = _recognizer(whisper_model_dir, name, trim_encoder=True)
     for clip, words in [("LJ001-0002", "in being comparatively modern"), ("LJ001-0008", "has never been surpassed")]:
         text = recognizer.transcribe(load_audio(ASR_DEV / "en" / "ljspeech" / f"{clip}.flac")).text
