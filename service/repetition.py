@@ -2,7 +2,9 @@
 
 Whisper on audio that ends right at the last word (and more so with a trimmed encoder window)
 can repeat its last phrase until the token limit: seconds of decoding and garbage text. A phrase
-of `min_period` or more tokens said twice in a row, back to back, is taken as such a loop.
+of `min_period` or more tokens three times in a row, back to back, is taken as such a loop (twice
+happens in real speech: "can you hear me? can you hear me?"); the third copy goes and decoding
+stops, so a loop costs two copies of text at most and speech said twice is never cut.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ MIN_PERIOD = 3
 MAX_PERIOD = 40
 
 
+REPEATS = 3
+
+
 def loop_start(tokens: Sequence[int], min_period: int = MIN_PERIOD, max_period: int = MAX_PERIOD) -> int | None:
-    """If `tokens` ends with a phrase repeated back to back, where the repeat starts; else None."""
+    """If `tokens` ends with a phrase said REPEATS times back to back, where its last copy starts."""
     n = len(tokens)
-    for period in range(min_period, min(max_period, n // 2) + 1):
-        if tokens[n - period :] == tokens[n - 2 * period : n - period]:
+    for period in range(min_period, min(max_period, n // REPEATS) + 1):
+        last = tokens[n - period :]
+        if all(tokens[n - k * period : n - (k - 1) * period] == last for k in range(2, REPEATS + 1)):
             return n - period
     return None
