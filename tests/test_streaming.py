@@ -18,6 +18,7 @@ from subtone.service.controller import load_models
 from subtone.service.events import UtteranceAudio, UtteranceEnded, UtteranceStarted
 from subtone.service.pipeline_replay import CaptionLog, feed_utterance
 from subtone.service.recognizer_worker import RecognizerWorker
+from subtone.service.repetition import loop_start
 from subtone.service.streaming import PartialPolicy, TranscriberCaps, strip_repeats
 from subtone.service.text_normalize import normalize_english
 from subtone.service.vad_segmenter import TOO_SHORT
@@ -50,6 +51,13 @@ def start_worker(transcriber, log, policy=PartialPolicy()):
 )
 def test_strip_repeats_drops_a_trailing_decoder_loop(raw, clean):
     assert strip_repeats(raw) == clean
+
+
+def test_repeat_guard_cuts_the_third_copy_of_a_phrase_and_keeps_speech_said_twice():
+    assert loop_start([1, 2, 3, 1, 2, 3]) is None  # "can you hear me? can you hear me?"
+    assert loop_start([9, 1, 2, 3, 1, 2, 3, 1, 2, 3]) == 7
+    assert loop_start([5, 5, 5, 5]) is None  # one- and two-token repeats are real speech often enough
+    assert loop_start([]) is None
 
 
 def test_partial_policy_waits_for_min_audio_and_interval():
