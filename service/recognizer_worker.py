@@ -307,8 +307,9 @@ class RecognizerWorker:
         label, scores = None, {}
         if emotion is not None:
             try:
-                result = emotion.classify(audio)
-                label, scores = result.label, dict(result.scores)
+                result = emotion.classify(audio)  # None: too short or quiet to tell
+                if result is not None:
+                    label, scores = result.label, dict(result.scores)
             except Exception:
                 log.exception("emotion for utterance %d failed; caption without emotion", utterance.utterance_id)
         log.info(
@@ -361,9 +362,10 @@ class RecognizerWorker:
             hypothesis = decode_partial(transcriber, audio, policy, caps, run_options)
             label, scores = track.emotion, {}
             if emotion is not None and hypothesis:
-                result = emotion.classify(audio)
-                scores = dict(result.scores)
-                label = track.update_emotion(scores)
+                result = emotion.classify(audio)  # None: too short or quiet to tell
+                if result is not None:
+                    scores = dict(result.scores)
+                    label = track.update_emotion(scores)
         except Exception:  # a partial is a preview: its failure costs nothing but the preview
             with self._cond:
                 self._partial_run = None
