@@ -182,7 +182,7 @@ def test_a_second_instance_says_one_is_running_and_exits_0(tmp_path):
 def test_signal_stops_cleanly_with_history_flushed(tmp_path, request, whisper_model_dir, sig, qt):
     cfg = config(tmp_path, whisper_model_dir, trigger={"mode": "voice"})
     clip = padded_clip(LJ, tmp_path / "padded.wav", before_s=0.5, after_s=30.0)
-    args = ["--no-tray", "--no-hotkey", "--input-file", str(clip)]
+    args = ["--no-tray", "--no-hotkey", "--input-file", str(clip), "--fast"]
     env = env_for()
     if qt:
         env["DISPLAY"] = request.getfixturevalue("x_display")
