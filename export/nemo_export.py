@@ -243,6 +243,7 @@ def _export_graphs(model, head: str, out: Path, source: str) -> dict[str, Any]:
         if head == "ctc":
             model.export(str(out / "model.onnx"))
             info["files"]["model"] = "model.onnx"
+            info["files"].update(_gather_weights(out / "model.onnx", "model_weights"))
             info["family"] = "nemo-ctc"
             info["blank_id"] = int(model.decoder.num_classes_with_blank - 1)
             return info
@@ -252,6 +253,7 @@ def _export_graphs(model, head: str, out: Path, source: str) -> dict[str, Any]:
     os.replace(out / "encoder-model.onnx", out / "encoder.onnx")
     os.replace(out / "decoder_joint-model.onnx", out / "decoder_joint.onnx")
     info["files"].update({"encoder": "encoder.onnx", "decoder_joint": "decoder_joint.onnx"})
+    info["files"].update(_gather_weights(out / "encoder.onnx", "encoder_weights"))
     info["blank_id"] = int(model.decoder.blank_idx)
     info["max_symbols"] = int(_greedy_max_symbols(model.cfg))
     durations = _tdt_durations(model.cfg)
@@ -348,6 +350,38 @@ def _check_preprocessor_parity(wrapper, path: Path, source: str) -> None:
             f"{source}: the exported preprocessor does not reproduce NeMo's features "
             f"(max difference {diff:.2g}, tolerance {PREPROCESSOR_TOLERANCE}); its settings are not ones subtone implements"
         )
+
+
+def _gather_weights(path: Path, role: str) -> dict[str, str]:
+    """Weights past ONNX's 2 GB protobuf limit (0.6 B-parameter models) go into one `<graph>.data` file.
+
+    The exporter writes one file per tensor; one file is tidier, and the manifest can hash it.
+    Returns {role: file name} when there is such a file.
+    """
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    graph = onnx.load(str(path), load_external_data=False)
+    tensors = list(graph.graph.initializer)
+    for node in graph.graph.node:  # Constant nodes keep big values (positional encodings) as attributes
+        for attribute in node.attribute:
+            tensors.extend([attribute.t, *attribute.tensors])
+    locations = {
+        entry.value
+        for tensor in tensors
+        if uses_external_data(tensor)
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    if not locations:
+        return {}
+    del graph
+    full = onnx.load(str(path), load_external_data=True)
+    data_name = path.name + ".data"
+    onnx.save(full, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data_name)
+    for name in locations - {data_name}:
+        (path.parent / name).unlink(missing_ok=True)
+    return {role: data_name}
 
 
 def _subsampling_of(model) -> dict[str, Any] | None:
