@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import onnxruntime as ort
 
 from subtone.config import Settings
 from subtone.service.decoder_steps import steps_for
@@ -89,8 +90,8 @@ class WhisperRecognizer:
     def __init__(
         self,
         name: str,
-        encoder,  # onnxruntime.InferenceSession
-        decoder,
+        encoder: ort.InferenceSession,
+        decoder: ort.InferenceSession,
         tokenizer: WhisperTokenizer,
         prompt: tuple[int, ...],
         suppress: np.ndarray,
@@ -153,6 +154,8 @@ class WhisperRecognizer:
         suppress[special.sot :] = True  # control and timestamp tokens are never text
         suppress_begin = suppress.copy()
         suppress_begin[[t for t in info.get("suppress_tokens_begin", []) if 0 <= t < n_vocab]] = True
+        options = WhisperOptions.from_settings(settings)
+        log.debug("%s ready: %s", entry.name, options)
         return cls(
             entry.name,
             encoder,
@@ -162,7 +165,7 @@ class WhisperRecognizer:
             suppress,
             suppress_begin,
             dims,
-            WhisperOptions.from_settings(settings),
+            options,
             session_info,
         )
 
