@@ -63,19 +63,27 @@ def _sounddevice() -> Any:
     return sd
 
 
+_PORTAUDIO_LIST_LOCK = threading.Lock()
+"""Re-reading the device list restarts PortAudio; no other thread may query it meanwhile (the
+tray lists devices on the main thread while the capture thread reopens)."""
+
+
 def list_input_devices(refresh: bool = False) -> list[InputDevice]:
-    """Every device with input channels; `refresh` re-reads PortAudio's list (devices come and go)."""
+    """Every device with input channels; `refresh` re-reads PortAudio's list (devices come and go).
+
+    Only refresh with no stream open (the capture thread does, between streams)."""
     sd = _sounddevice()
-    if refresh:
-        sd._terminate()
-        sd._initialize()
-    default_in = sd.default.device[0]
-    apis = sd.query_hostapis()
-    return [
-        InputDevice(d["index"], d["name"], float(d["default_samplerate"]), apis[d["hostapi"]]["name"], d["index"] == default_in)
-        for d in sd.query_devices()
-        if d["max_input_channels"] > 0
-    ]
+    with _PORTAUDIO_LIST_LOCK:
+        if refresh:
+            sd._terminate()
+            sd._initialize()
+        default_in = sd.default.device[0]
+        apis = sd.query_hostapis()
+        return [
+            InputDevice(d["index"], d["name"], float(d["default_samplerate"]), apis[d["hostapi"]]["name"], d["index"] == default_in)
+            for d in sd.query_devices()
+            if d["max_input_channels"] > 0
+        ]
 
 
 def resolve_device(spec: str, devices: list[InputDevice]) -> InputDevice:
@@ -100,22 +108,38 @@ def resolve_device(spec: str, devices: list[InputDevice]) -> InputDevice:
 
 
 class BlockCutter:
-    """Turns chunks of any length (at 16 kHz) into blocks of exactly `block_len` samples, with times."""
+    """Turns chunks of any length (at 16 kHz) into blocks of exactly `block_len` samples, with times.
+
+    Block times run on the sample count, so they increase by exactly one block each. The time
+    given with each chunk (when its callback ran, minus its length) is only an estimate: callbacks
+    come late by a varying amount, never early. So the clock jumps forward only for a real gap
+    (audio lost: more than `REANCHOR_S` behind the estimate) and is pulled back towards an
+    estimate earlier than itself by at most `SLEW_S` per chunk, keeping block times increasing.
+    """
+
+    REANCHOR_S = 0.2
+    SLEW_S = 0.005
 
     def __init__(self, block_len: int) -> None:
         self.block_len = block_len
         self._pending = np.zeros(0, dtype=np.float32)
-        self._t = 0.0
+        self._t: float | None = None
+        """Time of the first pending sample."""
 
     def reset(self) -> None:
         self._pending = np.zeros(0, dtype=np.float32)
+        self._t = None
 
-    def cut(self, samples: np.ndarray, t_start: float) -> list[AudioBlock]:
-        if not self._pending.size:
-            self._t = t_start
-            self._pending = samples
+    def cut(self, samples: np.ndarray, t_estimate: float) -> list[AudioBlock]:
+        if self._t is None:
+            self._t = t_estimate
         else:
-            self._pending = np.concatenate([self._pending, samples])
+            drift = t_estimate - (self._t + self._pending.size / SAMPLE_RATE)
+            if drift > self.REANCHOR_S:
+                self._t += drift
+            elif drift < 0:
+                self._t += max(drift, -self.SLEW_S)
+        self._pending = np.concatenate([self._pending, samples]) if self._pending.size else samples
         blocks = []
         n = self.block_len
         while self._pending.size >= n:

@@ -21,10 +21,23 @@ CLIP = ASR_DEV / "en" / "ljspeech" / "LJ001-0002.flac"  # 1.9 s
 
 def test_block_cutter_makes_exact_blocks_with_continuous_times():
     cutter = BlockCutter(480)
-    blocks = cutter.cut(np.arange(1000, dtype=np.float32), 10.0) + cutter.cut(np.arange(500, dtype=np.float32), 99.0)
+    blocks = cutter.cut(np.arange(1000, dtype=np.float32), 10.0) + cutter.cut(np.arange(500, dtype=np.float32), 10.0625)
     assert [len(b.samples) for b in blocks] == [480, 480, 480]
     assert [round(b.t_start, 4) for b in blocks] == [10.0, 10.03, 10.06]
     assert np.concatenate([b.samples for b in blocks])[960:970].tolist() == list(range(960, 970))
+
+
+def test_block_cutter_ignores_late_callbacks_slews_to_early_ones_and_jumps_gaps():
+    cutter = BlockCutter(480)
+    chunk = np.zeros(1440, dtype=np.float32)  # 90 ms
+    times = [b.t_start for b in cutter.cut(chunk, 5.0)]
+    times += [b.t_start for b in cutter.cut(chunk, 5.09 + 0.08)]  # callback 80 ms late: no effect
+    assert times[-1] == pytest.approx(5.15)
+    times += [b.t_start for b in cutter.cut(chunk, 5.18 - 0.02)]  # earlier than the clock: 5 ms back at most
+    assert times[-3] == pytest.approx(5.175)
+    times += [b.t_start for b in cutter.cut(chunk, 9.0)]  # audio lost: jump
+    assert times[-3] == pytest.approx(9.0)
+    assert np.all(np.diff(times) > 0.02)
 
 
 def test_resolve_device_by_default_index_and_name():
