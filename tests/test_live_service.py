@@ -87,6 +87,8 @@ def test_holding_the_hotkey_while_speech_plays_gives_a_matching_caption(tmp_path
     finally:
         code = daemon.terminate()
     assert code == 0, daemon.log()
+    (exit_record,) = daemon.events("exit")
+    assert exit_record["clean"] and exit_record["threads"] == [], exit_record  # hotkey listener included
 
 
 @pytest.mark.desktop
