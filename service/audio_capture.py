@@ -179,7 +179,10 @@ class MicrophoneCapture:
         on_error: ErrorCallback = lambda message: None,
         backoff_max_s: float = 10.0,
         latency_ms: int = 0,
+        on_devices: Callable[[list[str]], None] = lambda names: None,
     ) -> None:
+        self._on_devices = on_devices
+        self._device_names: list[str] | None = None
         self._spec = device
         self._latency_ms = latency_ms
         self._block_len = SAMPLE_RATE * block_ms // 1000
@@ -259,7 +262,12 @@ class MicrophoneCapture:
 
     def _open(self) -> tuple[Any, Any]:
         sd = _sounddevice()
-        device = resolve_device(self._spec, list_input_devices(refresh=True))
+        devices = list_input_devices(refresh=True)
+        names = [d.name for d in devices]
+        if names != self._device_names:  # a microphone came or went: the tray's menu follows
+            self._device_names = names
+            self._on_devices(names)
+        device = resolve_device(self._spec, devices)
         self.device_name = device.name
         rate = float(SAMPLE_RATE)
         try:

@@ -88,6 +88,8 @@ class Daemon:
         )
         self.controller.config_error = options.config_error
         self.hotkey: Any = None
+        self._device_sink: Callable[[list[str]], None] = lambda names: None
+        """Where the capture thread's fresh device lists go (the tray, via the Qt main thread)."""
 
     @staticmethod
     def _fan_out(sinks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
@@ -113,6 +115,7 @@ class Daemon:
             on_error=lambda message: self.controller.microphone_error(message),
             backoff_max_s=self.settings.audio.reopen_backoff_max_s,
             latency_ms=self.settings.audio.latency_ms,
+            on_devices=lambda names: self._device_sink(names),
         )
 
     # -- running -----------------------------------------------------------------------
@@ -153,8 +156,11 @@ class Daemon:
 
     def _run_qt(self) -> int:
         os.environ.setdefault("NO_AT_BRIDGE", "1")
-        from PySide6.QtCore import QSocketNotifier, QTimer
+        from PySide6.QtCore import QObject, QSocketNotifier, Qt, QTimer, Signal
         from PySide6.QtWidgets import QApplication
+
+        class _DeviceLists(QObject):
+            changed = Signal(object)
 
         from subtone.overlay.bridge import CaptionBridge
 
@@ -174,6 +180,12 @@ class Daemon:
             if tray is not None:
                 bridge.attach_state(tray.set_state)
                 self._state_sinks.insert(0, bridge.post_state)
+                # Device lists come from the capture thread; the tray gets them on this thread.
+                device_lists = _DeviceLists()
+                device_lists.changed.connect(
+                    lambda names: tray.set_devices(names, self._current_device()), Qt.ConnectionType.QueuedConnection
+                )
+                self._device_sink = device_lists.changed.emit
 
         # Python runs signal handlers only when it gets control; the wake-up fd makes Qt's loop
         # notice a signal at once (the socket becomes readable) and hand control back.
@@ -287,8 +299,11 @@ class Daemon:
         except Exception as exc:
             log.warning("cannot list microphones: %s", exc)
             names = []
-        # The tray marks "System default" for "" and otherwise the device of that name.
-        tray.set_devices(names, getattr(self.source, "device_name", "") if self.settings.audio.device else "")
+        tray.set_devices(names, self._current_device())
+
+    def _current_device(self) -> str:
+        """For the tray: "" marks "System default", else the name of the device in use."""
+        return getattr(self.source, "device_name", "") if self.settings.audio.device else ""
 
     def _switch_device(self, name: str) -> None:
         self.controller.set_device(name)
