@@ -39,6 +39,9 @@ def test_first_partial_appears_before_the_speaker_finishes(tmp_path, pulse_audio
         captions = daemon.events("caption")
         partials = [c for c in captions if not c["is_final"]]
         assert partials, captions
+        print(f"first partial {partials[0]['mono'] - played - LEAD_S:.2f} s after speech start "
+              f"({speech_end - partials[0]['mono']:.2f} s before it ended): {partials[0]['text']!r}; "
+              f"final {finals[0]['mono'] - speech_end:.2f} s after speech end (incl. vad.end_silence_ms)")
         assert partials[0]["mono"] < speech_end - 3.0, (partials[0]["mono"] - played, partials[0]["text"])
         assert len(finals) == 1 and captions[-1]["is_final"], captions
         assert all(p["utterance_id"] == finals[0]["utterance_id"] for p in partials)
