@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from subtone.service.audio_capture import list_input_devices
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from subtone.service.audio_capture import list_input_devices  # needs PortAudio: only here
+
     devices = list_input_devices()
     if not devices:
         print("no microphone found")

@@ -10,7 +10,6 @@ from subtone.config import ConfigError, load_settings
 from subtone.config.settings import DEFAULT_TOML
 
 from subtone.service.commands.common import settings_from_args
-from subtone.service.daemon import DaemonOptions, run_daemon
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The daemon pulls in PortAudio, webrtcvad and Qt: load them only when it runs, so the
+    # model-factory commands work in a venv without the live extra.
+    from subtone.service.daemon import DaemonOptions, run_daemon
+
     overrides = {"trigger.mode": args.mode, "audio.device": args.device}
     config_error = None
     try:
