@@ -25,6 +25,7 @@ class EventLog:
                 "type": "caption",
                 "utterance_id": caption.utterance_id,
                 "text": caption.text,
+                "stable_text": caption.stable_text,
                 "is_final": caption.is_final,
                 "t_start": round(caption.t_start, 4),
                 "t_end": round(caption.t_end, 4),
