@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ASR_DEV, JFK
-from subtone.config import load_settings
+from subtone.config import ConfigError, load_settings
 from subtone.service.audio_file import SAMPLE_RATE, load_audio
 from subtone.service.controller import load_models
 from subtone.service.events import UtteranceAudio, UtteranceEnded, UtteranceStarted
@@ -58,6 +58,14 @@ def test_repeat_guard_cuts_the_third_copy_of_a_phrase_and_keeps_speech_said_twic
     assert loop_start([9, 1, 2, 3, 1, 2, 3, 1, 2, 3]) == 7
     assert loop_start([5, 5, 5, 5]) is None  # one- and two-token repeats are real speech often enough
     assert loop_start([]) is None
+
+
+def test_streaming_settings_load_and_validate():
+    policy = PartialPolicy.from_settings(load_settings(overrides={"streaming.partial_interval_s": 1.0}).streaming)
+    assert policy is not None and policy.interval_s == 1.0 and policy.hysteresis.hold_updates == 2
+    assert PartialPolicy.from_settings(load_settings(overrides={"streaming.enabled": False}).streaming) is None
+    with pytest.raises(ConfigError, match="streaming.partial_interval_s"):
+        load_settings(overrides={"streaming.partial_interval_s": 0.0})
 
 
 def test_partial_policy_waits_for_min_audio_and_interval():
