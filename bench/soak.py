@@ -11,7 +11,12 @@ Every utterance that ended must come out as exactly one final caption or a logge
 depths are sampled over time into a CSV; growth is measured after the warm-up.
 
     python bench/soak.py --minutes 10                               # how fast does it go here?
-    python bench/soak.py --hours 8 --csv docs/soak.csv --png docs/soak_rss.png
+    python bench/soak.py --hours 8 --max-wall-minutes 58 --csv docs/soak.csv --png docs/soak_rss.png
+    python bench/soak.py --minutes 10 --wait-for-partials --config partials.toml   # partials too
+
+Fed as fast as it goes, utterances open and end faster than a partial decode, so partials
+rarely start; --wait-for-partials makes the feeder wait until every due partial has started
+(what real pace gives), which exercises the partial path at the cost of speed.
 """
 
 from __future__ import annotations
