@@ -13,7 +13,7 @@ def _user(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_load_from_default_toml(tmp_path):
     s = load_settings(_user(tmp_path, ""))
-    assert s.asr.model == "whisper-tiny.en"
+    assert s.asr.model == "whisper-tiny.en-int8"
     assert s.runtime.providers == ("cuda", "cpu")
 
 

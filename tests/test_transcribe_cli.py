@@ -14,6 +14,7 @@ import soundfile as sf
 import soxr
 
 from conftest import JFK
+from subtone.config import load_settings
 from subtone.service.cli import main
 
 pytestmark = pytest.mark.slow
@@ -22,11 +23,13 @@ JFK_SENTENCE = "And so my fellow Americans ask not what your country can do for 
 SUBTONE = str(Path(sys.executable).with_name("subtone"))
 
 
-def _config(tmp_path: Path, models_dir: Path) -> Path:
+def _config(tmp_path: Path, models_dir: Path, model: str | None = None) -> Path:
+    """Settings on `models_dir`; `model` pins asr.model (default: the configured default model)."""
     path = tmp_path / "config.toml"
+    asr = f'[asr]\nmodel = "{model}"\n' if model else ""
     # Emotion off: these tests are about speech; the emotion model has its own tests.
     path.write_text(
-        f'[models]\ndir = "{models_dir}"\n[runtime]\nproviders = ["cpu"]\n[emotion]\nenabled = false\n',
+        f'[models]\ndir = "{models_dir}"\n[runtime]\nproviders = ["cpu"]\n[emotion]\nenabled = false\n{asr}',
         encoding="utf-8",
     )
     return path
@@ -57,7 +60,7 @@ def test_json_output(capsys, config):
     code, out, _ = _transcribe(capsys, config, JFK, extra=("--json",))
     row = json.loads(out)
     assert code == 0 and JFK_WORDS in row["text"].lower()
-    assert row["duration_s"] == pytest.approx(11.0, abs=0.01) and row["model"] == "whisper-tiny.en"
+    assert row["duration_s"] == pytest.approx(11.0, abs=0.01) and row["model"] == load_settings(config).asr.model
 
 
 def test_bad_files_give_one_line_each(capsys, config, tmp_path):
@@ -122,7 +125,7 @@ def test_changed_model_file_names_it_and_the_fix(whisper_model_dir, tmp_path):
         fh.seek(5_000_000)
         fh.write(bytes([byte[0] ^ 0xFF]))
     proc = subprocess.run(
-        [SUBTONE, "--config", str(_config(tmp_path, models)), "transcribe", str(JFK)],
+        [SUBTONE, "--config", str(_config(tmp_path, models, "whisper-tiny.en")), "transcribe", str(JFK)],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode != 0
@@ -139,7 +142,7 @@ def test_corrupt_onnx_with_matching_sha_is_a_clear_error(capsys, whisper_model_d
     encoder.write_bytes(encoder.read_bytes()[:100_000])  # truncated, then "blessed" by a new manifest
     entry = json.loads((models / "manifest.json").read_text())["models"]["whisper-tiny.en"]
     write_entry(models, "whisper-tiny.en", entry)
-    code, out, err = _transcribe(capsys, _config(tmp_path, models), JFK)
+    code, out, err = _transcribe(capsys, _config(tmp_path, models, "whisper-tiny.en"), JFK)
     assert code == 1 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and str(encoder) in lines[0] and "re-export" in lines[0]
