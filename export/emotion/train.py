@@ -31,14 +31,14 @@ RUNS = REPO / "runs"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30
+    epochs: int = 12
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 1e-2
     label_smoothing: float = 0.1
     ravdess_repeat: int = 2
     """RAVDESS is the target domain and the smaller corpus: each of its clips is seen this often per epoch."""
-    tess_per_epoch: int = 1200
+    tess_per_epoch: int = 800
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -69,8 +69,13 @@ def _epoch_indices(clips: Sequence[Clip], cfg: TrainConfig, rng: np.random.Gener
     return rng.permutation(np.array(picked, dtype=int))
 
 
-def fit(train: Sequence[Clip], val: Sequence[Clip], cfg: TrainConfig, progress: bool = True) -> tuple[EmotionCNN, dict]:
-    """AdamW with a one-cycle schedule; keeps the epoch with the best validation macro-F1."""
+def fit(train: Sequence[Clip], val: Sequence[Clip], cfg: TrainConfig, progress: bool = True,
+        checkpoint: Path | None = None) -> tuple[EmotionCNN, dict]:
+    """AdamW with a one-cycle schedule; keeps the epoch with the best validation macro-F1.
+
+    With `checkpoint`, the best model so far is saved there (and the history beside it) after every
+    epoch, so an interrupted run still leaves a usable model.
+    """
     from tqdm import tqdm
 
     seed_everything(cfg.seed)
@@ -112,6 +117,10 @@ def fit(train: Sequence[Clip], val: Sequence[Clip], cfg: TrainConfig, progress: 
         tqdm.write(line) if progress else log.info(line)
         if val["macro_f1"] >= best[0]:
             best = (val["macro_f1"], {k: v.clone() for k, v in model.state_dict().items()}, epoch + 1)
+            if checkpoint:
+                save_model(model, cfg, checkpoint)
+        if checkpoint:
+            checkpoint.with_name("history.json").write_text(json.dumps({"best_epoch": best[2], "history": history}, indent=2))
     model.load_state_dict(best[1])
     model.eval()
     return model, {"history": history, "best_epoch": best[2], "train_s": round(time.perf_counter() - t0, 1)}
@@ -161,7 +170,7 @@ def run(manifest: Path, run_dir: Path, cfg: TrainConfig, split_path: Path = SPLI
     (run_dir / "config.json").write_text(json.dumps(
         {"manifest": str(manifest), "split": {"train": split.train, "val": split.val, "test": split.test},
          **asdict(cfg)}, indent=2) + "\n")
-    model, info = fit(split.part(clips, "train"), split.part(clips, "val"), cfg, progress)
+    model, info = fit(split.part(clips, "train"), split.part(clips, "val"), cfg, progress, checkpoint=run_dir / "model.pt")
     save_model(model, cfg, run_dir / "model.pt")
     _plot_history(info["history"], run_dir / "training.png")
     test = split.part(clips, "test")
@@ -206,6 +215,8 @@ def register(targets: argparse._SubParsersAction) -> None:
                            description="Train on the speaker split; writes runs/emotion-<time>/ with config, metrics, plots.")
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"emotion manifest.csv (default: {DEFAULT_MANIFEST})")
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--tess-per-epoch", type=int, default=TrainConfig.tess_per_epoch,
+                   help="TESS clips drawn per epoch (RAVDESS train clips are all used, twice)")
     p.add_argument("--loco-epochs", type=int, default=0, help="also train/score leave-one-corpus-out with this many epochs")
     p.add_argument("--loco-only", action="store_true", help="only the leave-one-corpus-out trainings (needs --loco-epochs)")
     p.add_argument("--baseline", action="store_true", help="train and score the prototype LSTM instead")
@@ -242,7 +253,8 @@ def _cli(args: argparse.Namespace) -> int:
         print(", ".join(f"LOCO {k}: acc {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}" for k, v in loco.items()))
         return 0
     run_dir = args.out or RUNS / f"emotion-{stamp}"
-    res = run(args.manifest, run_dir, TrainConfig(epochs=args.epochs), loco_epochs=args.loco_epochs)
+    res = run(args.manifest, run_dir, TrainConfig(epochs=args.epochs, tess_per_epoch=args.tess_per_epoch),
+              loco_epochs=args.loco_epochs)
     print(f"held-out speakers: acc {res['test']['accuracy']:.3f}, macro-F1 {res['test']['macro_f1']:.3f}, "
           f"gain-stable {res['gain_stable_share']:.3f}, {res['train_s']:.0f} s training → {run_dir}")
     return 0
