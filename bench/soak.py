@@ -138,6 +138,8 @@ def soak_audio(clips: list[np.ndarray], seconds: float, seed: int = 7, block_ms:
         piece = np.concatenate([gap, speech])
         piece = piece + noise_rng.standard_normal(piece.size).astype(np.float32) * 10 ** (NOISE_DBFS / 20)
         piece = piece[: max(0, int((seconds - t) * SAMPLE_RATE))]
+        if piece.size == 0:  # less than one sample left
+            break
         yield from blocks_of(piece, block_ms, t0=t)
         t += piece.size / SAMPLE_RATE
     trailing = np.zeros(SAMPLE_RATE, np.float32)  # let the last utterance end by silence
