@@ -144,11 +144,12 @@ def test_in_both_modes_the_hotkey_takes_over_from_voice(controller):
     assert wait_for(lambda: len(captions) >= 1)
     time.sleep(1.0)
     # The voice utterance ends where the key took over; the hotkey's utterance carries on.
-    # Measured: "In being" (voice, ended at the press) then "comparatively modern." (hotkey).
+    # Measured: "In being" (voice, ended at the press) then "comparatively modern." (hotkey; the
+    # int8 model hears the cropped last word as "moderate", so the boundary is checked on "comparatively").
     assert 1 <= len(captions) <= 2
-    assert "modern" in captions[-1].text.lower()
+    assert "comparatively" in captions[-1].text.lower()
     if len(captions) == 2:
-        assert "modern" not in captions[0].text.lower()
+        assert "comparatively" not in captions[0].text.lower()
         assert captions[0].t_end <= captions[1].t_start + 0.5  # the voice one ended where the key's began
 
 
