@@ -169,7 +169,26 @@ class _BoundedBlocks:
                     pass
 
 
-class MicrophoneCapture:
+class _CaptureThread:
+    """Start/stop for an audio source whose `_run` loop lives on its own thread until `_stop` is set."""
+
+    _stop: threading.Event
+    _thread: threading.Thread | None
+    _run: Callable[[], None]
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+class MicrophoneCapture(_CaptureThread):
     """`start()`, read `blocks` (a queue.Queue of AudioBlock), `set_device(spec)`, `stop()`."""
 
     def __init__(
@@ -203,16 +222,6 @@ class MicrophoneCapture:
         """Set while a stream is open and delivering."""
 
     # -- control, any thread ----------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> bool:
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def set_device(self, spec: str) -> None:
         """Switch microphone: the capture thread closes the stream and opens the new one."""
@@ -318,7 +327,7 @@ class MicrophoneCapture:
         return None
 
 
-class FileSource:
+class FileSource(_CaptureThread):
     """A recording played as if it were a microphone (real time, or as fast as it is read)."""
 
     def __init__(self, path: str | Path, block_ms: int = 30, realtime: bool = True, loop: bool = False) -> None:
@@ -334,16 +343,6 @@ class FileSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> bool:
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     def set_device(self, spec: str) -> None:
         log.info("file input: microphone switch to '%s' ignored", spec)
