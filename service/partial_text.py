@@ -25,14 +25,15 @@ class PartialText:
         return " ".join(part for part in (self.committed, self.tentative) if part)
 
 
-def _key(word: str) -> str:
+def word_key(word: str) -> str:
+    """A word as compared across decodes: case and punctuation ignored."""
     return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
     n = 0
     for x, y in zip(a, b):
-        if _key(x) != _key(y):
+        if word_key(x) != word_key(y):
             break
         n += 1
     return n

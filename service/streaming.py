@@ -18,7 +18,7 @@ import numpy as np
 from subtone.config.settings import StreamingSettings
 from subtone.service.audio_file import SAMPLE_RATE
 from subtone.service.emotion_smoothing import EmotionHysteresis, HysteresisParams
-from subtone.service.partial_text import PartialStabilizer, PartialText
+from subtone.service.partial_text import PartialStabilizer, PartialText, word_key
 
 MAX_LOOP_WORDS = 8
 """Longest repeated phrase (in words) that `strip_repeats` looks for."""
@@ -65,7 +65,7 @@ def strip_repeats(text: str, min_repeats: int = 1) -> str:
     holds at least `min_repeats` whole repeats of the phrase.
     """
     words = text.split()
-    keys = [_key(w) for w in words]
+    keys = [word_key(w) for w in words]
     best = len(words)
     for period in range(1, min(MAX_LOOP_WORDS, len(words) // 2) + 1):
         run = 0
@@ -78,10 +78,6 @@ def strip_repeats(text: str, min_repeats: int = 1) -> str:
 
 def final_token_cap(samples: int) -> int:
     return 8 + math.ceil(FINAL_TOKENS_PER_S * samples / SAMPLE_RATE)
-
-
-def _key(word: str) -> str:
-    return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
 @dataclass(frozen=True)
