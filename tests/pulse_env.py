@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from x11_env import stop_process
 
 SINK = "test_sink"
 SOURCE = "test_mic"
@@ -79,7 +80,7 @@ class PulseEnv:
 
     def stop_keepalive(self) -> None:
         if self._keepalive is not None:
-            _stop(self._keepalive)
+            stop_process(self._keepalive)
             self._keepalive = None
 
     def unload_devices(self) -> None:
@@ -99,16 +100,6 @@ class PulseEnv:
         self.pactl("set-default-sink", SINK)
         self.pactl("set-default-source", SOURCE)
         self.start_keepalive()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=3)
 
 
 @contextlib.contextmanager
@@ -153,7 +144,7 @@ def running_pulse() -> Iterator[PulseEnv]:
         yield pulse
     finally:
         pulse.stop_keepalive()
-        _stop(proc)
+        stop_process(proc)
         if previous is None:
             os.environ.pop("PULSE_SERVER", None)
         else:

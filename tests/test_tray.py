@@ -165,7 +165,7 @@ def test_no_tray_host_and_no_session_bus_is_a_log_line_not_a_crash(backend):
     """A bare X display: no tray host, no session bus, no window manager."""
     import sys
 
-    from x11_env import _stop, start_xvfb
+    from x11_env import stop_process, start_xvfb
 
     proc, display = start_xvfb()
     try:
@@ -176,7 +176,7 @@ def test_no_tray_host_and_no_session_bus_is_a_log_line_not_a_crash(backend):
         child = subprocess.run([sys.executable, "-c", NO_TRAY_CHILD], env=env, capture_output=True, text=True,
                                timeout=30)
     finally:
-        _stop(proc)
+        stop_process(proc)
     assert child.returncode == 0, child.stderr[-2000:]
     assert "still alive" in child.stdout
     assert "no system tray found" in child.stderr or "tray icon unavailable" in child.stderr

@@ -46,7 +46,8 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate, then kill if it lingers."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -95,7 +96,7 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
     with os.fdopen(read_fd, "rb") as fh:
         number = fh.readline().strip().decode()
     if not number:
-        _stop(proc)
+        stop_process(proc)
         pytest.fail(f"Xvfb did not start (exit code {proc.poll()})")
     return proc, f":{number}"
 
@@ -108,7 +109,7 @@ def x_display() -> Iterator[str]:
     try:
         yield display
     finally:
-        _stop(proc)
+        stop_process(proc)
         if previous is None:
             os.environ.pop("DISPLAY", None)
         else:
@@ -127,8 +128,8 @@ def window_manager(x_display: str) -> Iterator[str]:
         wait_until(lambda: _selection_owned(x_display, "_NET_WM_CM_S0"), 10, "xcompmgr")
         yield x_display
     finally:
-        _stop(compositor)
-        _stop(openbox)
+        stop_process(compositor)
+        stop_process(openbox)
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +144,7 @@ def dbus_session() -> Iterator[str]:
     # Stopped at interpreter exit, not at session teardown: pystray's GTK backend says goodbye
     # over the bus from its own atexit hook, registered later and therefore run earlier.
     atexit.register(shutil.rmtree, tmp, True)
-    atexit.register(_stop, proc)
+    atexit.register(stop_process, proc)
     wait_until(lambda: Path(f"{tmp}/bus").exists(), 10, "dbus-daemon")
     os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
     yield address
@@ -162,7 +163,7 @@ def tray_host(window_manager: str) -> Iterator[str]:
         wait_until(lambda: _selection_owned(window_manager, "_NET_SYSTEM_TRAY_S0"), 10, "trayer")
         yield window_manager
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")
