@@ -261,35 +261,37 @@ def load_from_ct2(variables: dict[str, np.ndarray]) -> WhisperModel:
     state["audio_positions"] = take("encoder/position_encodings/encodings")
     norm("encoder_ln", "encoder/layer_norm")
     q, k, v = slice(0, d), slice(d, 2 * d), slice(2 * d, 3 * d)
-    for i in range(dims.n_audio_layer):
-        src, dst = f"encoder/layer_{i}", f"encoder_blocks.{i}"
+
+    def self_attention(dst: str, src: str) -> None:
+        # CTranslate2 fuses Q, K and V into one projection; its K bias is zero.
         norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
         linear(f"{dst}.attn.query", f"{src}/self_attention/linear_0", q)
         linear(f"{dst}.attn.key", f"{src}/self_attention/linear_0", k, bias=False)
         linear(f"{dst}.attn.value", f"{src}/self_attention/linear_0", v)
         linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
+
+    def mlp(dst: str, src: str) -> None:
         norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
         linear(f"{dst}.mlp.fc1", f"{src}/ffn/linear_0")
         linear(f"{dst}.mlp.fc2", f"{src}/ffn/linear_1")
+
+    for i in range(dims.n_audio_layer):
+        src, dst = f"encoder/layer_{i}", f"encoder_blocks.{i}"
+        self_attention(dst, src)
+        mlp(dst, src)
     state["token_embedding.weight"] = take("decoder/embeddings/weight")
     used.add("decoder/projection/weight")  # alias of the embedding: the output layer is tied
     state["text_positions"] = take("decoder/position_encodings/encodings")
     norm("decoder_ln", "decoder/layer_norm")
     for i in range(dims.n_text_layer):
         src, dst = f"decoder/layer_{i}", f"decoder_blocks.{i}"
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
-        linear(f"{dst}.attn.query", f"{src}/self_attention/linear_0", q)
-        linear(f"{dst}.attn.key", f"{src}/self_attention/linear_0", k, bias=False)
-        linear(f"{dst}.attn.value", f"{src}/self_attention/linear_0", v)
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
+        self_attention(dst, src)
         norm(f"{dst}.cross_ln", f"{src}/attention/layer_norm")
         linear(f"{dst}.cross.query", f"{src}/attention/linear_0")
         linear(f"{dst}.cross.key", f"{src}/attention/linear_1", slice(0, d), bias=False)
         linear(f"{dst}.cross.value", f"{src}/attention/linear_1", slice(d, 2 * d))
         linear(f"{dst}.cross.out", f"{src}/attention/linear_2")
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-        linear(f"{dst}.mlp.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.fc2", f"{src}/ffn/linear_1")
+        mlp(dst, src)
     weights = {k for k, v in variables.items() if v.ndim > 0}
     if weights - used:
         raise ValueError(f"CTranslate2 variables not mapped: {sorted(weights - used)}")
