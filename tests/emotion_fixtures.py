@@ -35,7 +35,7 @@ def tiny_manifest(emotion_data: Path, out: Path, per_speaker: int = 1) -> Path:
 
 
 TINY_TRAIN = TrainConfig(
-    epochs=2, batch_size=8, lr=3e-3, tess_per_epoch=8, ravdess_repeat=1,
+    epochs=2, members=2, batch_size=8, lr=3e-3, tess_per_epoch=8, ravdess_repeat=1,
     model=ModelConfig(channels=16, embed=16, hidden=16),
     augment=AugmentConfig(max_crop_s=1.5),
 )

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from subtone.export.emotion.data import LABELS
-from subtone.export.emotion.model import EmotionCNN, ProbabilityModel
+from subtone.export.emotion.model import EmotionEnsemble, ProbabilityModel
 from subtone.export.manifest_writer import write_entry
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def latest_run(runs: Path) -> Path:
     return found[-1]
 
 
-def export_onnx(model: EmotionCNN, path: Path) -> Path:
+def export_onnx(model: EmotionEnsemble, path: Path) -> Path:
     """Waveform [1, samples] float32 at 16 kHz → probabilities [1, 6], any number of samples."""
     model = model.eval()
     model.front.use_fft = False  # the convolution DFT: plain ONNX ops, no STFT
@@ -50,7 +50,7 @@ def export_onnx(model: EmotionCNN, path: Path) -> Path:
     return path
 
 
-def parity(model: EmotionCNN, onnx_path: Path, waves: list[np.ndarray]) -> float:
+def parity(model: EmotionEnsemble, onnx_path: Path, waves: list[np.ndarray]) -> float:
     """Largest |ONNX − PyTorch| probability over `waves` (PyTorch on its training-time FFT path)."""
     import onnxruntime as ort
 
@@ -59,7 +59,7 @@ def parity(model: EmotionCNN, onnx_path: Path, waves: list[np.ndarray]) -> float
     with torch.no_grad():
         for w in waves:
             x = np.asarray(w, np.float32)[None]
-            ref = torch.softmax(model.eval()(torch.from_numpy(x)), -1).numpy()
+            ref = model.eval().probabilities(torch.from_numpy(x)).numpy()
             got = session.run(None, {"audio": x})[0]
             worst = max(worst, float(np.abs(ref - got).max()))
     return worst
