@@ -105,3 +105,15 @@ def test_torch_seeds_make_training_repeatable(tiny):
     b = train.load_trained(tiny["root"] / "run2" / "model.pt").state_dict()
     assert again["history"][-1]["loss"] == pytest.approx(tiny["metrics"]["history"][-1]["loss"], rel=1e-5)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_without_train_on_val_the_val_speakers_only_select_the_epoch(tiny, tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(TINY_TRAIN, members=1, train_on_val=False)
+    out = train.run(tiny["manifest"], tmp_path / "run", cfg, split_path=tiny["root"] / "split.json", progress=False)
+    history = out["history"]
+    assert all("val_macro_f1" in row for row in history)
+    best = max(range(len(history)), key=lambda i: (history[i]["val_macro_f1"], i)) + 1
+    assert out["members"][0]["best_epoch"] == best
+    assert len(train.load_trained(tmp_path / "run" / "model.pt").members) == 1

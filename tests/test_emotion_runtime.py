@@ -51,7 +51,7 @@ def test_shipped_model_recognises_a_held_out_speaker(shipped, held_out_actor):
         assert sum(r.scores.values()) == pytest.approx(1.0, abs=1e-5)
         assert r.probability == max(r.scores.values())
     accuracy = np.mean([r.label == c.label for r, c in zip(results, clips)])
-    assert accuracy >= 0.40, f"{accuracy:.0%} on {clips[0].speaker} (52 % when shipped); always-neutral scores 23 %"
+    assert accuracy >= 0.60, f"{accuracy:.0%} on {clips[0].speaker} (73 % when shipped); always-neutral scores 23 %"
 
 
 def test_louder_or_quieter_input_keeps_the_label(shipped, held_out_actor):

@@ -125,3 +125,22 @@ def test_cli_names_a_missing_manifest(tmp_path, command):
     assert proc.stderr.strip().splitlines() == [
         f"subtone: emotion manifest not found: {missing} (expected a manifest.csv like ../shared/data/emotion/manifest.csv)"
     ]
+
+
+def test_ensemble_averages_member_probabilities_over_one_front_end():
+    from subtone.export.emotion.frontend import FrontEndConfig
+    from subtone.export.emotion.model import EmotionCNN, EmotionEnsemble, ModelConfig
+
+    cfg = ModelConfig(channels=8, embed=8, hidden=8)
+    torch.manual_seed(0)
+    members = [EmotionCNN(cfg).eval() for _ in range(3)]
+    ensemble = EmotionEnsemble(members).eval()
+    wave = torch.randn(1, 16_000) * 0.1
+    with torch.no_grad():
+        expected = torch.stack([torch.softmax(m(wave), -1) for m in members]).mean(0)
+        got = ensemble.probabilities(wave)
+        single = torch.softmax(members[0](wave), -1)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert not torch.allclose(got, single, atol=1e-3)  # the members differ, so averaging is visible
+    with pytest.raises(ValueError, match="front-end"):
+        EmotionEnsemble([members[0], EmotionCNN(cfg, FrontEndConfig(n_mels=32))])

@@ -81,7 +81,7 @@ def export_run(run_dir: Path, models_dir: Path, name: str = NAME, check_waves: l
     if diff > PARITY_ATOL:
         raise SubtoneError(f"exported {onnx_path} differs from PyTorch by {diff:.2e} (expected ≤ {PARITY_ATOL})")
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-    write_model_card(out / "MODEL_CARD.md", name, metrics, onnx_path.stat().st_size, run_dir)
+    write_model_card(out / "MODEL_CARD.md", name, metrics, onnx_path.stat().st_size, run_dir, len(model.members))
     entry = write_entry(models_dir, name, {
         "family": "emotion",
         "task": "emotion",
