@@ -144,3 +144,19 @@ def test_ensemble_averages_member_probabilities_over_one_front_end():
     assert not torch.allclose(got, single, atol=1e-3)  # the members differ, so averaging is visible
     with pytest.raises(ValueError, match="front-end"):
         EmotionEnsemble([members[0], EmotionCNN(cfg, FrontEndConfig(n_mels=32))])
+
+
+def test_a_single_model_checkpoint_from_before_the_ensemble_still_loads(tmp_path):
+    from dataclasses import asdict
+
+    from subtone.export.emotion.model import EmotionCNN, ModelConfig
+    from subtone.export.emotion.train import load_trained
+
+    cfg = ModelConfig(channels=8, embed=8, hidden=8)
+    old = EmotionCNN(cfg).eval()
+    torch.save({"state_dict": old.state_dict(), "model": asdict(cfg), "front": asdict(old.front.cfg)}, tmp_path / "model.pt")
+    loaded = load_trained(tmp_path / "model.pt")
+    wave = torch.randn(1, 8_000) * 0.1
+    with torch.no_grad():
+        assert len(loaded.members) == 1
+        assert torch.allclose(loaded.probabilities(wave), torch.softmax(old(wave), -1), atol=1e-6)

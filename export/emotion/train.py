@@ -32,8 +32,8 @@ RUNS = REPO / "runs"
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 32
-    """Chosen by speaker cross-validation inside the training speakers (docs/benchmarks.md); the
-    one-cycle schedule ends at a low rate, so the last epoch is kept."""
+    """Chosen on a dev fold of non-test speakers (docs/benchmarks.md); the one-cycle schedule ends at
+    a low rate, so the last epoch is kept."""
     members: int = 3
     """Ensemble members, one per seed (seed, seed + 1, …), sharing one front end."""
     train_on_val: bool = True
@@ -172,7 +172,8 @@ def load_trained(path: Path) -> EmotionEnsemble:
         raise SubtoneError(f"trained emotion model not found: {path} (expected model.pt from `subtone train emotion`)")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     members = []
-    for state in ckpt["members"]:
+    # Checkpoints from before the ensemble hold one model under "state_dict".
+    for state in ckpt.get("members") or [ckpt["state_dict"]]:
         member = EmotionCNN(ModelConfig(**ckpt["model"]), FrontEndConfig(**ckpt["front"]))
         member.load_state_dict(state)
         members.append(member)
