@@ -56,7 +56,7 @@ def write_model_card(path: Path, name: str, metrics: dict, size_bytes: int, run_
         "- Label policy: RAVDESS `calm` → `neutral`; `surprise` / TESS `pleasant surprise` dropped.",
         "- Speaker split (`export/emotion/speaker_split.json`, reused by every run): four RAVDESS actors",
         "  (two female, two male) held out for testing and never used to choose anything. The recipe",
-        "  (epochs, ensemble size) was chosen on folds of the other speakers; the shipped model then trains",
+        "  (epochs, ensemble size) was chosen on a dev fold of four other actors; the shipped model then trains",
         "  on all 16 other RAVDESS actors and both TESS speakers, keeping its last epoch.",
         "",
         "## Design",
