@@ -12,6 +12,13 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _loco(loco: dict, direction: str) -> str:
+    found = loco.get(direction, {})
+    if "accuracy" not in found:
+        return "n/a"
+    return f"{_pct(found['accuracy'])} / {found['macro_f1']:.3f}"
+
+
 def _newest(runs: Path, pattern: str) -> dict:
     found = sorted(runs.glob(pattern), key=lambda p: p.stat().st_mtime)
     return json.loads(found[-1].read_text()) if found else {}
@@ -76,10 +83,8 @@ def write_model_card(path: Path, name: str, metrics: dict, size_bytes: int, run_
         row("macro-F1", f"{test.get('macro_f1', float('nan')):.3f}", f"{btest.get('macro_f1', float('nan')):.3f}"),
         row("same class at −20/−10/0/+10 dB", _pct(metrics.get("gain_stable_share")),
             _pct(btest.get("gain_sweep", {}).get("stable_share"))),
-        row("LOCO RAVDESS → TESS accuracy", _pct(loco.get("ravdess_to_tess", {}).get("accuracy")),
-            _pct(bloco.get("ravdess_to_tess", {}).get("accuracy"))),
-        row("LOCO TESS → RAVDESS accuracy", _pct(loco.get("tess_to_ravdess", {}).get("accuracy")),
-            _pct(bloco.get("tess_to_ravdess", {}).get("accuracy"))),
+        row("LOCO RAVDESS → TESS accuracy / macro-F1", _loco(loco, "ravdess_to_tess"), _loco(bloco, "ravdess_to_tess")),
+        row("LOCO TESS → RAVDESS accuracy / macro-F1", _loco(loco, "tess_to_ravdess"), _loco(bloco, "tess_to_ravdess")),
         "",
         f"Per-class F1 (ours): {per_class or 'n/a'}. Test clips: {test.get('n', 'n/a')}. "
         f"Model file: {size_bytes / 1e6:.2f} MB. Details and commands: `docs/benchmarks.md`, \"Emotion recognition\".",
