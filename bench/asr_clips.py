@@ -16,10 +16,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from subtone.config import Settings, load_settings
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
 from subtone.service.errors import SubtoneError
-from subtone.service.model_registry import load_model
-from subtone.service.recognizer import SpeechRecognizer, create_recognizer
+from subtone.service.models.registry import load_model
+from subtone.service.asr.recognizer import SpeechRecognizer, create_recognizer
 
 REPO = Path(__file__).resolve().parent.parent
 ASR_DEV_MANIFEST = REPO.parent / "shared" / "data" / "asr-dev" / "manifest.jsonl"

@@ -31,8 +31,8 @@ from asr_clips import ASR_DEV_MANIFEST, Clip, make_recognizer, make_settings, re
 
 from subtone.config import ConfigError
 from subtone.service.errors import SubtoneError
-from subtone.service.model_registry import list_models
-from subtone.service.wer import ErrorCounts, word_errors
+from subtone.service.models.registry import list_models
+from subtone.export.evaluation.wer import ErrorCounts, word_errors
 
 BASELINE = "faster-whisper int8"
 

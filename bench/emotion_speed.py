@@ -3,7 +3,7 @@
     python bench/emotion_speed.py                  # 3 s of a held-out RAVDESS clip, 50 runs each
     python bench/emotion_speed.py --runs 200 --json emotion_speed.json
 
-Both sides see the same 3-second 16 kHz clip. Ours: `subtone.service.emotion.EmotionRecognizer`
+Both sides see the same 3-second 16 kHz clip. Ours: `subtone.service.emotion.recognizer.EmotionRecognizer`
 (ONNX Runtime, intra-op threads = 1; the log-mel front end is inside the graph, so this is the whole
 cost). Baseline: the prototype's librosa features (resample to 22.05 kHz, trim, pad to 180,000
 samples, ZCR/RMS/13 MFCC) + its LSTM in PyTorch with torch.set_num_threads(1); its trained weights
@@ -38,9 +38,9 @@ def main() -> int:
     from subtone.config import load_settings
     from subtone.config.settings import project_models_dir
     from subtone.export.emotion import baseline
-    from subtone.service.audio_file import load_audio
-    from subtone.service.emotion import EmotionRecognizer
-    from subtone.service.model_registry import load_model
+    from subtone.service.audio.file import load_audio
+    from subtone.service.emotion.recognizer import EmotionRecognizer
+    from subtone.service.models.registry import load_model
 
     torch.set_num_threads(1)
     clip = load_audio(CLIP)

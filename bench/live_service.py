@@ -41,7 +41,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from live_daemon import LiveDaemon, env_for, noise_file, write_config  # noqa: E402
 from pulse_env import running_pulse  # noqa: E402
 
-from subtone.service.audio_file import SAMPLE_RATE, load_audio  # noqa: E402
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio  # noqa: E402
 
 ASR_DEV = REPO.parent / "shared" / "data" / "asr-dev"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -55,8 +55,8 @@ def main() -> int:
     import nemo_builders
     from subtone.config import load_settings
     from subtone.export.nemo_export import export_nemo
-    from subtone.service.model_registry import load_model
-    from subtone.service.recognizer import create_recognizer
+    from subtone.service.models.registry import load_model
+    from subtone.service.asr.recognizer import create_recognizer
 
     torch.set_num_threads(args.threads)
     audio, rate = sf.read(str(CLIP), dtype="float32")

@@ -37,13 +37,13 @@ import numpy as np
 from asr_clips import ASR_DEV_MANIFEST, read_clips
 
 from subtone.config import Settings, load_settings
-from subtone.service.audio_file import SAMPLE_RATE
-from subtone.service.controller import load_models
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.app.controller import load_models
 from subtone.service.events import AudioBlock, UtteranceEnded, UtteranceStarted
-from subtone.service.pipeline_replay import CaptionLog, blocks_of, feed_segmented
-from subtone.service.recognizer_worker import RecognizerWorker
-from subtone.service.streaming import PartialPolicy
-from subtone.service.vad_segmenter import VadSegmenter
+from subtone.export.evaluation.pipeline_replay import CaptionLog, blocks_of, feed_segmented
+from subtone.service.captioning.worker import RecognizerWorker
+from subtone.service.captioning.partials import PartialPolicy
+from subtone.service.trigger.vad_segmenter import VadSegmenter
 
 NOISE_DBFS = -70.0
 

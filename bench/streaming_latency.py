@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 from asr_clips import ASR_DEV_MANIFEST, make_recognizer, make_settings, parse_overrides, read_clips
 
-from subtone.service.audio_file import SAMPLE_RATE
-from subtone.service.pipeline_replay import CaptionLog, feed_utterance
-from subtone.service.recognizer_worker import RecognizerWorker
-from subtone.service.streaming import PartialPolicy
-from subtone.service.text_normalize import normalize_english
-from subtone.service.wer import count_errors
+from subtone.service.audio import SAMPLE_RATE
+from subtone.export.evaluation.pipeline_replay import CaptionLog, feed_utterance
+from subtone.service.captioning.worker import RecognizerWorker
+from subtone.service.captioning.partials import PartialPolicy
+from subtone.export.evaluation.text_normalize import normalize_english
+from subtone.export.evaluation.wer import count_errors
 
 BUCKETS_S = {2.0: (1.5, 2.6), 5.0: (4.0, 6.0), 10.0: (8.5, 11.5)}
 """Nominal utterance length → clip durations that count as it."""

@@ -4,7 +4,7 @@
     python bench/wer.py --compare-trim --json wer.json   # trim_encoder on and off in one run
     python bench/wer.py --manifest other/manifest.jsonl --model whisper-tiny.en --set runtime.threads=2
 
-Both texts go through subtone.service.text_normalize.normalize_english before scoring; totals add
+Both texts go through subtone.export.evaluation.text_normalize.normalize_english before scoring; totals add
 the error counts of every clip and divide once.
 """
 
@@ -29,8 +29,8 @@ from asr_clips import (
 
 from subtone.config import ConfigError
 from subtone.service.errors import SubtoneError
-from subtone.service.text_normalize import normalize_english
-from subtone.service.wer import ErrorCounts, align, count_errors, format_alignment
+from subtone.export.evaluation.text_normalize import normalize_english
+from subtone.export.evaluation.wer import ErrorCounts, align, count_errors, format_alignment
 
 TOTAL = "TOTAL"
 

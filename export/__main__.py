@@ -6,6 +6,6 @@ NeMo) but not the live-caption extra, e.g. a separate NeMo venv.
 
 import sys
 
-from subtone.export.cli import main
+from subtone.export.commands import main
 
 sys.exit(main(sys.argv[1:]))

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from subtone.service.model_registry import MANIFEST_NAME, sha256_file
+from subtone.service.models.registry import MANIFEST_NAME, sha256_file
 
 
 @contextmanager

@@ -43,7 +43,7 @@ def whisper_model_dir() -> Path:
 
     from subtone.config.settings import project_models_dir
     from subtone.service.errors import SubtoneError
-    from subtone.service.model_registry import load_model
+    from subtone.service.models.registry import load_model
 
     models_dir = project_models_dir()
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def whisper_model_dir() -> Path:
     with (models_dir / ".whisper-export.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not usable():
-            from subtone.export.cli import main as export_main
+            from subtone.export.commands import main as export_main
 
             assert export_main(["export", "whisper", "--out", str(models_dir)]) == 0
             assert usable(), f"whisper export into {models_dir} did not produce verified models"

@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 import soundfile as sf
 
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
 
 
 def write_config(folder: Path, **sections: dict) -> Path:
@@ -75,7 +76,7 @@ class LiveDaemon:
             "QT_QPA_PLATFORM": "xcb",
             "PYTHONUNBUFFERED": "1",
         }
-        self.command = [sys.executable, "-m", "subtone.service.cli", "-v", "--config", str(config), "run",
+        self.command = [sys.executable, "-m", "subtone.service.cli.main", "-v", "--config", str(config), "run",
                         "--events-jsonl", str(self.events_path), *args]
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT)

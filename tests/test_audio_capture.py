@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import ASR_DEV
-from subtone.service.audio_capture import BlockCutter, MicrophoneCapture, list_input_devices, resolve_device
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
+from subtone.service.audio.capture import BlockCutter, MicrophoneCapture, list_input_devices, resolve_device
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
 from subtone.service.errors import SubtoneError
 
 CLIP = ASR_DEV / "en" / "ljspeech" / "LJ001-0002.flac"  # 1.9 s
@@ -41,7 +42,7 @@ def test_block_cutter_ignores_late_callbacks_slews_to_early_ones_and_jumps_gaps(
 
 
 def test_resolve_device_by_default_index_and_name():
-    from subtone.service.audio_capture import InputDevice
+    from subtone.service.audio.capture import InputDevice
 
     devices = [InputDevice(0, "USB Mic", 48000, "ALSA", False), InputDevice(3, "pulse", 44100, "ALSA", True)]
     assert resolve_device("", devices).index == 3
@@ -91,7 +92,7 @@ def test_device_list_shows_the_virtual_microphone(pulse_audio):
     names = [d.name for d in list_input_devices(refresh=True)]
     assert "pulse" in names
     out = subprocess.run(
-        [sys.executable, "-m", "subtone.service.cli", "devices"], capture_output=True, text=True, env=pulse_audio.env, timeout=60
+        [sys.executable, "-m", "subtone.service.cli.main", "devices"], capture_output=True, text=True, env=pulse_audio.env, timeout=60
     )
     assert out.returncode == 0, out.stderr
     assert "pulse" in out.stdout and "*" in out.stdout and "Hz" in out.stdout

@@ -7,7 +7,7 @@ HEAVY = ("torch", "nemo", "webrtcvad", "sounddevice", "PySide6", "pystray", "pyn
 def test_cli_start_up_imports_no_heavy_or_optional_modules():
     """`subtone export …` must work in a venv without the live extra, and start-up must stay quick."""
     code = (
-        "import sys; from subtone.service.cli import build_parser; build_parser(); "
+        "import sys; from subtone.service.cli.main import build_parser; build_parser(); "
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -15,7 +15,7 @@ def test_cli_start_up_imports_no_heavy_or_optional_modules():
 
 
 def test_help_teaches_the_first_steps():
-    out = subprocess.run([sys.executable, "-m", "subtone.service.cli", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "subtone.service.cli.main", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     for command in ("transcribe", "run", "export", "doctor", "devices"):
         assert command in out.stdout

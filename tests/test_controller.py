@@ -15,8 +15,9 @@ import pytest
 
 from conftest import ASR_DEV
 from subtone.config import load_settings
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
-from subtone.service.controller import Controller, load_models
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
+from subtone.service.app.controller import Controller, load_models
 from subtone.service.events import AudioBlock, ServiceState
 
 SPEECH = ASR_DEV / "en" / "ljspeech" / "LJ001-0002.flac"  # "in being comparatively modern." 1.9 s

@@ -15,9 +15,9 @@ from subtone.config import load_settings
 from subtone.export.emotion import train
 from subtone.export.emotion.data import load_clip_audio, load_manifest, make_split, save_split
 from subtone.export.emotion.onnx_export import export_run
-from subtone.service.emotion import EmotionRecognizer
+from subtone.service.emotion.recognizer import EmotionRecognizer
 from subtone.service.events import EMOTIONS
-from subtone.service.model_registry import load_model
+from subtone.service.models.registry import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_runtime_gives_the_same_probabilities_as_torch(tiny):
 
 
 def test_eval_cli_writes_a_report(tiny, tmp_path):
-    from subtone.export.cli import main
+    from subtone.export.commands import main
 
     out = tmp_path / "report"
     onnx = tiny["models"] / "emotion-cnn" / "model.onnx"

@@ -14,10 +14,10 @@ from conftest import EMOTION_DATA, JFK
 from subtone.config import load_settings
 from subtone.config.settings import project_models_dir
 from subtone.export.emotion.data import SPLIT_FILE, load_manifest, load_split
-from subtone.service.audio_file import load_audio
-from subtone.service.emotion import EmotionRecognizer, EmotionResult, describe, too_little_signal
+from subtone.service.audio.file import load_audio
+from subtone.service.emotion.recognizer import EmotionRecognizer, EmotionResult, describe, too_little_signal
 from subtone.service.events import EMOTIONS
-from subtone.service.model_registry import load_model
+from subtone.service.models.registry import load_model
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_bad_samples_do_not_crash(shipped):
 
 def _transcribe(*args: str, config=None) -> subprocess.CompletedProcess:
     top = ["--config", str(config)] if config else []
-    return subprocess.run([sys.executable, "-m", "subtone.service.cli", *top, "transcribe", *args],
+    return subprocess.run([sys.executable, "-m", "subtone.service.cli.main", *top, "transcribe", *args],
                           capture_output=True, text=True, timeout=300)
 
 

@@ -15,7 +15,7 @@ from subtone.export.emotion.data import (
 )
 from subtone.export.emotion.frontend import LogMelFrontEnd
 from subtone.export.emotion.metrics import gain_stability, summary
-from subtone.service.audio_file import load_audio
+from subtone.service.audio.file import load_audio
 from subtone.service.errors import SubtoneError
 from subtone.service.events import EMOTIONS
 
@@ -119,7 +119,7 @@ def test_metrics_on_a_known_case():
 @pytest.mark.parametrize("command", [["train", "emotion", "--manifest"], ["eval", "emotion"]])
 def test_cli_names_a_missing_manifest(tmp_path, command):
     missing = str(tmp_path / "nope.csv")
-    proc = subprocess.run([sys.executable, "-m", "subtone.service.cli", *command, missing],
+    proc = subprocess.run([sys.executable, "-m", "subtone.service.cli.main", *command, missing],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [

@@ -11,7 +11,7 @@ import pytest
 
 from subtone.service.errors import SubtoneError
 from subtone.service.events import Caption
-from subtone.service.history import CaptionHistory, read_history, to_srt, to_txt
+from subtone.service.app.history import CaptionHistory, read_history, to_srt, to_txt
 
 
 def caption(uid, text, start, end, emotion="happy", final=True):
@@ -71,13 +71,13 @@ def test_history_export_command(tmp_path):
     history.close()
     out = tmp_path / "talk.srt"
     result = subprocess.run(
-        [sys.executable, "-m", "subtone.service.cli", "history", "export", "--format", "srt", "--file", str(path), "--out", str(out)],
+        [sys.executable, "-m", "subtone.service.cli.main", "history", "export", "--format", "srt", "--file", str(path), "--out", str(out)],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "[happy] one line" in out.read_text()
     missing = subprocess.run(
-        [sys.executable, "-m", "subtone.service.cli", "history", "export", "--file", str(tmp_path / "nope.jsonl")],
+        [sys.executable, "-m", "subtone.service.cli.main", "history", "export", "--file", str(tmp_path / "nope.jsonl")],
         capture_output=True, text=True, timeout=60,
     )
     assert missing.returncode == 1 and "no caption history" in missing.stderr and "Traceback" not in missing.stderr

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from subtone.service.errors import SubtoneError
-from subtone.service.hotkey import HotkeyListener, NAMED_KEYS, parse_combo
+from subtone.service.trigger.hotkey import HotkeyListener, NAMED_KEYS, parse_combo
 
 
 class Recorder:

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import ASR_DEV, JFK
 from live_daemon import LiveDaemon, env_for, noise_file, padded_clip, write_config
-from subtone.service.model_registry import read_manifest
-from subtone.service.wer import word_errors
+from subtone.service.models.registry import read_manifest
+from subtone.export.evaluation.wer import word_errors
 
 LJ = ASR_DEV / "en" / "ljspeech" / "LJ001-0001.flac"  # 9.7 s, no pause long enough to split it
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from subtone.service.errors import SubtoneError
-from subtone.service.nemo_decoding import PredictorState, greedy_ctc, greedy_rnnt, greedy_tdt
-from subtone.service.nemo_recognizer import encoded_length
-from subtone.service.nemo_tokenizer import CharDetokenizer, SentencePieceDetokenizer, load_detokenizer
+from subtone.service.asr.nemo.decoding import PredictorState, greedy_ctc, greedy_rnnt, greedy_tdt
+from subtone.service.asr.nemo.recognizer import encoded_length
+from subtone.service.asr.nemo.tokenizer import CharDetokenizer, SentencePieceDetokenizer, load_detokenizer
 
 BLANK = 4  # vocabulary 0..3, blank last as in NeMo
 

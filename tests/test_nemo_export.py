@@ -26,10 +26,10 @@ pytest.importorskip("nemo.collections.asr", reason="nemo_toolkit[asr] is not ins
 import nemo_builders  # noqa: E402
 from conftest import ASR_DEV  # noqa: E402
 from subtone.config import load_settings  # noqa: E402
-from subtone.export.cli import main as factory_main  # noqa: E402
+from subtone.export.commands import main as factory_main  # noqa: E402
 from subtone.service.errors import SubtoneError  # noqa: E402
-from subtone.service.model_registry import load_model, read_manifest  # noqa: E402
-from subtone.service.recognizer import create_recognizer  # noqa: E402
+from subtone.service.models.registry import load_model, read_manifest  # noqa: E402
+from subtone.service.asr.recognizer import create_recognizer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +189,7 @@ def test_short_and_empty_audio_give_text_or_nothing(nemo_built, nemo_models_dir)
 
 
 def test_transcribe_command_selects_the_model(nemo_built, nemo_models_dir, tmp_path, capsys) -> None:
-    from subtone.service.commands import transcribe
+    from subtone.service.cli import transcribe
 
     config = tmp_path / "config.toml"
     config.write_text(

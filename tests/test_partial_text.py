@@ -1,5 +1,5 @@
-from subtone.service.emotion_smoothing import EmotionHysteresis, HysteresisParams
-from subtone.service.partial_text import PartialStabilizer
+from subtone.service.emotion.smoothing import EmotionHysteresis, HysteresisParams
+from subtone.service.captioning.partial_text import PartialStabilizer
 
 
 def test_words_commit_only_after_two_decodes_agree():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from subtone.service.events import AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceStarted
-from subtone.service.push_to_talk import PushToTalkGate
+from subtone.service.trigger.push_to_talk import PushToTalkGate
 
 BLOCK = 480  # 30 ms
 

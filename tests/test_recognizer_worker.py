@@ -9,12 +9,13 @@ import pytest
 
 from conftest import ASR_DEV, JFK
 from subtone.config import load_settings
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
-from subtone.service.controller import load_models
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
+from subtone.service.app.controller import load_models
 from subtone.service.events import UtteranceAudio, UtteranceEnded, UtteranceStarted
-from subtone.service.recognizer_worker import RecognizerWorker
-from subtone.service.vad_segmenter import TOO_SHORT
-from subtone.service.wer import word_errors
+from subtone.service.captioning.worker import RecognizerWorker
+from subtone.service.trigger.vad_segmenter import TOO_SHORT
+from subtone.export.evaluation.wer import word_errors
 
 SHORT = ASR_DEV / "en" / "ljspeech" / "LJ001-0002.flac"  # "in being comparatively modern."
 

@@ -13,16 +13,17 @@ import pytest
 
 from conftest import ASR_DEV, JFK
 from subtone.config import ConfigError, load_settings
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
-from subtone.service.controller import load_models
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
+from subtone.service.app.controller import load_models
 from subtone.service.events import UtteranceAudio, UtteranceEnded, UtteranceStarted
-from subtone.service.pipeline_replay import CaptionLog, feed_utterance
-from subtone.service.recognizer_worker import RecognizerWorker
-from subtone.service.repetition import loop_start
-from subtone.service.streaming import PartialPolicy, TranscriberCaps, strip_repeats
-from subtone.service.text_normalize import normalize_english
-from subtone.service.vad_segmenter import TOO_SHORT
-from subtone.service.wer import count_errors
+from subtone.export.evaluation.pipeline_replay import CaptionLog, feed_utterance
+from subtone.service.captioning.worker import RecognizerWorker
+from subtone.service.asr.whisper.repetition import loop_start
+from subtone.service.captioning.partials import PartialPolicy, TranscriberCaps, strip_repeats
+from subtone.export.evaluation.text_normalize import normalize_english
+from subtone.service.trigger.vad_segmenter import TOO_SHORT
+from subtone.export.evaluation.wer import count_errors
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import JFK
 from live_daemon import LiveDaemon, env_for, padded_clip, write_config
-from subtone.service.wer import word_errors
+from subtone.export.evaluation.wer import word_errors
 
 JFK_TEXT = "And so my fellow Americans ask not what your country can do for you ask what you can do for your country"
 LEAD_S, SPEECH_S = 1.0, 11.0

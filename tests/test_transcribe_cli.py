@@ -15,7 +15,7 @@ import soxr
 
 from conftest import JFK
 from subtone.config import load_settings
-from subtone.service.cli import main
+from subtone.service.cli.main import main
 
 pytestmark = pytest.mark.slow
 JFK_WORDS = "ask not what your country can do for you"
@@ -91,7 +91,7 @@ def test_other_rates_and_stereo_give_the_same_words(capsys, config, tmp_path, ra
     """Resampled and down-mixed correctly. 8 kHz audio has nothing above 4 kHz, which tiny.en
     hears as 'American(s)'/'asked' for 'Americans'/'ask' (faster-whisper too, 1 error; ours 1-3
     depending on trim/int8): up to 3 of 22 word errors allowed there only (a wrong rate gives nonsense)."""
-    from subtone.service.wer import word_errors
+    from subtone.export.evaluation.wer import word_errors
 
     audio, src_rate = sf.read(JFK, dtype="float32")
     audio = soxr.resample(audio, src_rate, rate)

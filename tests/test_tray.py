@@ -9,7 +9,7 @@ import pytest
 from x11_env import process_events_for, process_events_until
 
 from subtone.service.events import ServiceState, StateChanged
-from subtone.service.tray import Tray, draw_state_icon, tray_host_present
+from subtone.service.app.tray import Tray, draw_state_icon, tray_host_present
 
 pytestmark = pytest.mark.desktop
 
@@ -146,7 +146,7 @@ logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from PySide6.QtWidgets import QApplication
 app = QApplication([])
 from subtone.service.events import ServiceState, StateChanged
-from subtone.service.tray import Tray
+from subtone.service.app.tray import Tray
 t = Tray(on_listening=print, on_mode=print, on_device=print, on_open_settings=print,
          on_open_history=print, on_quit=print)
 t.run_detached()

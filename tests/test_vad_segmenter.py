@@ -9,9 +9,10 @@ import pytest
 
 from conftest import ASR_DEV
 from subtone.config import load_settings
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
 from subtone.service.events import AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceStarted
-from subtone.service.vad_segmenter import TOO_SHORT, VadSegmenter, VadState
+from subtone.service.trigger.vad_segmenter import TOO_SHORT, VadSegmenter, VadState
 
 CLIP = ASR_DEV / "en" / "ljspeech" / "LJ001-0001.flac"  # 9.7 s, no long pauses
 SHORT_CLIP = ASR_DEV / "en" / "ljspeech" / "LJ001-0002.flac"  # 1.9 s

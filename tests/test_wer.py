@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from subtone.service.text_normalize import normalize_english
-from subtone.service.wer import (
+from subtone.export.evaluation.text_normalize import normalize_english
+from subtone.export.evaluation.wer import (
     DELETION,
     HIT,
     INSERTION,

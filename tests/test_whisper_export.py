@@ -15,10 +15,10 @@ from conftest import JFK
 from subtone.export.ctranslate2_reader import read_model_bin
 from subtone.export.whisper_export import cache_names, wheel_model_dir
 from subtone.export.whisper_torch import load_from_ct2
-from subtone.service.audio_file import load_audio
+from subtone.service.audio.file import load_audio
 from subtone.service.errors import SubtoneError
-from subtone.service.model_registry import load_model
-from subtone.service.whisper_frontend import log_mel
+from subtone.service.models.registry import load_model
+from subtone.service.asr.whisper.frontend import log_mel
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def test_reader_rejects_truncated_and_foreign_files(tmp_path):
 
 def test_torch_model_transcribes_jfk(torch_model, jfk_mel):
     """The weight mapping itself is right: greedy torch decoding gives the JFK sentence."""
-    from subtone.service.whisper_tokenizer import SpecialTokens, WhisperTokenizer
+    from subtone.service.asr.whisper.tokenizer import SpecialTokens, WhisperTokenizer
     from subtone.export.whisper_export import SPECIAL_TOKENS
 
     with torch.no_grad():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from conftest import JFK
-from subtone.service.audio_file import load_audio
-from subtone.service.whisper_frontend import CHUNK_FRAMES, log_mel, mel_filters
+from subtone.service.audio.file import load_audio
+from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, log_mel, mel_filters
 
 
 @pytest.fixture(scope="module")

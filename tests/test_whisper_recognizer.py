@@ -10,10 +10,10 @@ import pytest
 from conftest import ASR_DEV, JFK
 from subtone.config import load_settings
 from subtone.export.whisper_export import wheel_model_dir
-from subtone.service.audio_file import load_audio
-from subtone.service.model_registry import load_model
-from subtone.service.recognizer import create_recognizer
-from subtone.service.whisper_frontend import CHUNK_FRAMES, log_mel
+from subtone.service.audio.file import load_audio
+from subtone.service.models.registry import load_model
+from subtone.service.asr.recognizer import create_recognizer
+from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, log_mel
 
 pytestmark = pytest.mark.slow
 JFK_WORDS = "ask not what your country can do for you"

@@ -18,7 +18,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from subtone.service.audio_file import load_audio
+from subtone.service.audio.file import load_audio
 from subtone.service.errors import SubtoneError
 from subtone.service.events import EMOTIONS
 

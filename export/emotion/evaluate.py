@@ -15,7 +15,7 @@ from subtone.export.emotion.report import GAINS_DB, Predictor, evaluate, write_r
 
 def onnx_predictor(onnx_path: Path, threads: int = 0) -> Predictor:
     """Runs the ONNX graph through the runtime's session factory, one clip at a time."""
-    from subtone.service.onnx_session import create_session
+    from subtone.service.models.onnx_session import create_session
 
     session, _ = create_session(onnx_path, ("cpu",), threads, label=onnx_path.name)
 
@@ -37,7 +37,7 @@ def resolve_model(spec: str | None) -> tuple[str, Predictor]:
     """A manifest model name (default: emotion.model), an .onnx file, or a run's model.pt."""
     from subtone.config import load_settings
     from subtone.service.errors import SubtoneError
-    from subtone.service.model_registry import load_model
+    from subtone.service.models.registry import load_model
 
     if spec and spec.endswith(".pt"):
         return spec, torch_predictor(Path(spec))

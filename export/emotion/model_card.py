@@ -101,7 +101,7 @@ def write_model_card(path: Path, name: str, metrics: dict, size_bytes: int, run_
         "  than the in-corpus figure, and real use will be closer to them.",
         "- No `surprise`, no `calm`; mixed or weak emotions get spread probabilities, which the captions",
         "  show as a probability beside the label.",
-        "- Very short (< 0.3 s) or silent input gets no emotion from the runtime (`subtone.service.emotion`).",
+        "- Very short (< 0.3 s) or silent input gets no emotion from the runtime (`subtone.service.emotion.recognizer`).",
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -9,7 +9,7 @@ from pathlib import Path
 from subtone.config import ConfigError, load_settings
 from subtone.config.settings import DEFAULT_TOML
 
-from subtone.service.commands.common import settings_from_args
+from subtone.service.cli.common import settings_from_args
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # The daemon pulls in PortAudio, webrtcvad and Qt: load them only when it runs, so the
     # model-factory commands work in a venv without the live extra.
-    from subtone.service.daemon import DaemonOptions, run_daemon
+    from subtone.service.app.daemon import DaemonOptions, run_daemon
 
     overrides = {"trigger.mode": args.mode, "audio.device": args.device}
     config_error = None

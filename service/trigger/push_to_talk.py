@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from subtone.service.audio_file import SAMPLE_RATE
+from subtone.service.audio import SAMPLE_RATE
 from subtone.service.events import AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
 
 STYLES = ("hold", "toggle")

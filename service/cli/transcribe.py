@@ -7,12 +7,13 @@ import json
 import sys
 import time
 
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
-from subtone.service.commands.common import settings_from_args
-from subtone.service.emotion import describe, load_emotion_recognizer
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
+from subtone.service.cli.common import settings_from_args
+from subtone.service.emotion.recognizer import describe, load_emotion_recognizer
 from subtone.service.errors import SubtoneError
-from subtone.service.model_registry import load_model
-from subtone.service.recognizer import create_recognizer
+from subtone.service.models.registry import load_model
+from subtone.service.asr.recognizer import create_recognizer
 
 
 def register(sub: argparse._SubParsersAction) -> None:

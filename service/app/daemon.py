@@ -27,11 +27,11 @@ from typing import Any, Callable
 
 from subtone.config import Settings
 from subtone.config.settings import DEFAULT_TOML
-from subtone.service.controller import Controller
-from subtone.service.event_log import EventLog
+from subtone.service.app.controller import Controller
+from subtone.service.app.event_log import EventLog
 from subtone.service.events import Caption, ServiceState, StateChanged
-from subtone.service.history import CaptionHistory, history_path
-from subtone.service.instance_lock import InstanceLock
+from subtone.service.app.history import CaptionHistory, history_path
+from subtone.service.app.instance_lock import InstanceLock
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,10 @@ class Daemon:
 
     def _make_source(self) -> Any:
         if self.options.input_file:
-            from subtone.service.audio_capture import FileSource
+            from subtone.service.audio.capture import FileSource
 
             return FileSource(self.options.input_file, self.settings.audio.block_ms, realtime=self.options.input_realtime)
-        from subtone.service.audio_capture import MicrophoneCapture
+        from subtone.service.audio.capture import MicrophoneCapture
 
         return MicrophoneCapture(
             self.settings.audio.device,
@@ -241,7 +241,7 @@ class Daemon:
 
     def _start_hotkey(self) -> None:
         try:
-            from subtone.service.hotkey import HotkeyListener
+            from subtone.service.trigger.hotkey import HotkeyListener
 
             self.hotkey = HotkeyListener(
                 self.settings.hotkey.combo, self.controller.hotkey_pressed, self.controller.hotkey_released
@@ -275,7 +275,7 @@ class Daemon:
     # -- tray ----------------------------------------------------------------------------
     def _make_tray(self) -> Any:
         try:
-            from subtone.service.tray import Tray
+            from subtone.service.app.tray import Tray
 
             return Tray(
                 on_listening=self.controller.set_listening,
@@ -293,7 +293,7 @@ class Daemon:
 
     def _send_devices(self, tray: Any) -> None:
         try:
-            from subtone.service.audio_capture import list_input_devices
+            from subtone.service.audio.capture import list_input_devices
 
             names = [d.name for d in list_input_devices()]
         except Exception as exc:

@@ -9,9 +9,9 @@ import platform
 import onnxruntime as ort
 
 from subtone.config import user_config_path
-from subtone.service.commands.common import settings_from_args
-from subtone.service.model_registry import list_models, model_problems
-from subtone.service.onnx_session import resolve_providers
+from subtone.service.cli.common import settings_from_args
+from subtone.service.models.registry import list_models, model_problems
+from subtone.service.models.onnx_session import resolve_providers
 
 
 def register(sub: argparse._SubParsersAction) -> None:

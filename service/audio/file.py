@@ -10,7 +10,7 @@ import soxr
 
 from subtone.service.errors import SubtoneError
 
-SAMPLE_RATE = 16_000
+from subtone.service.audio import SAMPLE_RATE
 
 
 def to_model_rate(samples: np.ndarray, rate: int) -> np.ndarray:

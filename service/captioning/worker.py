@@ -9,7 +9,7 @@ oldest *waiting* one is dropped (and logged) so the captions stay with what is b
 The utterance being decoded is never dropped, and nothing is dropped while it is still open.
 Utterances that ended as blips ("too_short") are discarded without decoding.
 
-Streaming (`partial_policy`, see subtone.service.streaming): while no final waits, the worker
+Streaming (`partial_policy`, see subtone.service.captioning.partials): while no final waits, the worker
 re-decodes the open utterance's audio so far after every `interval_s` of new audio and posts a
 Caption with is_final=False (stable words in `stable_text`). Finals always go first: a final
 that arrives while a partial decode runs aborts it (ONNX Runtime's RunOptions.terminate, where
@@ -31,9 +31,9 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from subtone.service.audio_file import SAMPLE_RATE
+from subtone.service.audio import SAMPLE_RATE
 from subtone.service.events import Caption, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
-from subtone.service.streaming import (
+from subtone.service.captioning.partials import (
     PartialPolicy,
     PartialTrack,
     TranscriberCaps,
@@ -42,7 +42,7 @@ from subtone.service.streaming import (
     new_run_options,
     strip_repeats,
 )
-from subtone.service.vad_segmenter import TOO_SHORT
+from subtone.service.trigger.vad_segmenter import TOO_SHORT
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,13 @@ MAX_OPEN_SECONDS = 60.0
 
 class Transcriber(Protocol):
     def transcribe(self, audio: np.ndarray) -> Any:
-        """Returns an object with a `.text` (subtone.service.recognizer.Transcript)."""
+        """Returns an object with a `.text` (subtone.service.asr.recognizer.Transcript)."""
         ...
 
 
 class EmotionClassifier(Protocol):
     def classify(self, audio: np.ndarray) -> Any:
-        """Returns an object with `.label` and `.scores` (subtone.service.emotion.EmotionResult)."""
+        """Returns an object with `.label` and `.scores` (subtone.service.emotion.recognizer.EmotionResult)."""
         ...
 
 

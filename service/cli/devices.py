@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from subtone.service.audio_capture import list_input_devices  # needs PortAudio: only here
+    from subtone.service.audio.capture import list_input_devices  # needs PortAudio: only here
 
     devices = list_input_devices()
     if not devices:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from subtone.service.text_normalize import normalize_english
+from subtone.export.evaluation.text_normalize import normalize_english
 
 HIT, SUBSTITUTION, DELETION, INSERTION = "=", "S", "D", "I"
 
@@ -112,7 +112,7 @@ def word_errors(
     hypothesis: str,
     normalize: Callable[[str], str] = normalize_english,
 ) -> ErrorCounts:
-    """Counts after normalizing both texts (see subtone.service.text_normalize)."""
+    """Counts after normalizing both texts (see subtone.export.evaluation.text_normalize)."""
     return count_errors(normalize(reference).split(), normalize(hypothesis).split())
 
 

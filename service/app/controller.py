@@ -32,10 +32,10 @@ from subtone.service.events import (
     UtteranceEvent,
     UtteranceStarted,
 )
-from subtone.service.push_to_talk import PushToTalkGate
-from subtone.service.recognizer_worker import RecognizerWorker
-from subtone.service.streaming import PartialPolicy
-from subtone.service.vad_segmenter import VadSegmenter, VadState
+from subtone.service.trigger.push_to_talk import PushToTalkGate
+from subtone.service.captioning.worker import RecognizerWorker
+from subtone.service.captioning.partials import PartialPolicy
+from subtone.service.trigger.vad_segmenter import VadSegmenter, VadState
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,15 @@ class ModelSet:
 
 def load_models(settings: Settings) -> ModelSet:
     """The speech model (required) and the emotion model (optional: its absence is a note, not an error)."""
-    from subtone.service.model_registry import load_model
-    from subtone.service.recognizer import create_recognizer
+    from subtone.service.models.registry import load_model
+    from subtone.service.asr.recognizer import create_recognizer
 
     models_dir = settings.models_dir()
     transcriber = create_recognizer(load_model(models_dir, settings.asr.model), settings)
     if not settings.emotion.enabled:
         return ModelSet(transcriber, None, "emotion off (settings)")
     try:
-        from subtone.service.emotion import EmotionRecognizer
+        from subtone.service.emotion.recognizer import EmotionRecognizer
     except ImportError:
         return ModelSet(transcriber, None, "emotion off: this version has no emotion recognizer")
     try:

@@ -16,9 +16,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from subtone.config.settings import StreamingSettings
-from subtone.service.audio_file import SAMPLE_RATE
-from subtone.service.emotion_smoothing import EmotionHysteresis, HysteresisParams
-from subtone.service.partial_text import PartialStabilizer, PartialText, word_key
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.emotion.smoothing import EmotionHysteresis, HysteresisParams
+from subtone.service.captioning.partial_text import PartialStabilizer, PartialText, word_key
 
 MAX_LOOP_WORDS = 8
 """Longest repeated phrase (in words) that `strip_repeats` looks for."""

@@ -15,8 +15,8 @@ import numpy as np
 from subtone.config import Settings
 from subtone.service.errors import SubtoneError
 from subtone.service.events import EMOTIONS
-from subtone.service.model_registry import ModelEntry
-from subtone.service.onnx_session import SessionInfo, create_session
+from subtone.service.models.registry import ModelEntry
+from subtone.service.models.onnx_session import SessionInfo, create_session
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def load_emotion_recognizer(settings: Settings) -> tuple[EmotionRecognizer | Non
 
     Emotion is an extra on top of the text: its absence must never stop captions.
     """
-    from subtone.service.model_registry import load_model
+    from subtone.service.models.registry import load_model
 
     if not settings.emotion.enabled:
         return None, ""

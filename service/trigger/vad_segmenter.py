@@ -31,7 +31,7 @@ import numpy as np
 import webrtcvad
 
 from subtone.config.settings import VadSettings
-from subtone.service.audio_file import SAMPLE_RATE
+from subtone.service.audio import SAMPLE_RATE
 from subtone.service.events import AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
 
 SILENCE_DB = -100.0

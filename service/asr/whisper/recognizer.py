@@ -18,14 +18,14 @@ import numpy as np
 import onnxruntime as ort
 
 from subtone.config import Settings
-from subtone.service.decoder_steps import steps_for
+from subtone.service.asr.whisper.decoder_steps import steps_for
 from subtone.service.errors import SubtoneError
-from subtone.service.model_registry import ModelEntry
-from subtone.service.onnx_session import SessionInfo, create_session
-from subtone.service.recognizer import Transcript
-from subtone.service.repetition import loop_start
-from subtone.service.whisper_frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
-from subtone.service.whisper_tokenizer import SpecialTokens, WhisperTokenizer
+from subtone.service.models.registry import ModelEntry
+from subtone.service.models.onnx_session import SessionInfo, create_session
+from subtone.service.asr.recognizer import Transcript
+from subtone.service.asr.whisper.repetition import loop_start
+from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
+from subtone.service.asr.whisper.tokenizer import SpecialTokens, WhisperTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class WhisperOptions:
     """RMS level under which audio is silence and no model runs."""
     stop_on_repeat: bool = True
     """End a window's decoding when the text repeats a phrase back to back, and drop the repeat
-    (subtone.service.repetition): tiny.en with a trimmed window loops on many clips otherwise."""
+    (subtone.service.asr.whisper.repetition): tiny.en with a trimmed window loops on many clips otherwise."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WhisperOptions":

@@ -14,11 +14,11 @@ import onnxruntime as ort
 
 from subtone.config import Settings
 from subtone.service.errors import SubtoneError
-from subtone.service.model_registry import ModelEntry
-from subtone.service.nemo_decoding import PredictorState, greedy_ctc, greedy_rnnt, greedy_tdt
-from subtone.service.nemo_tokenizer import Detokenizer, load_detokenizer
-from subtone.service.onnx_session import SessionInfo, create_session
-from subtone.service.recognizer import Transcript
+from subtone.service.models.registry import ModelEntry
+from subtone.service.asr.nemo.decoding import PredictorState, greedy_ctc, greedy_rnnt, greedy_tdt
+from subtone.service.asr.nemo.tokenizer import Detokenizer, load_detokenizer
+from subtone.service.models.onnx_session import SessionInfo, create_session
+from subtone.service.asr.recognizer import Transcript
 
 MIN_SAMPLES = 1600
 """Shorter audio (under 0.1 s) is zero-padded: the front end needs a few frames."""

@@ -25,7 +25,8 @@ from typing import Any, Callable
 import numpy as np
 import soxr
 
-from subtone.service.audio_file import SAMPLE_RATE, load_audio
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.audio.file import load_audio
 from subtone.service.errors import SubtoneError
 from subtone.service.events import AudioBlock
 

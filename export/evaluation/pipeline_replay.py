@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from subtone.service.audio_file import SAMPLE_RATE
+from subtone.service.audio import SAMPLE_RATE
 from subtone.service.events import AudioBlock, Caption, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
 
 
@@ -104,7 +104,7 @@ def feed_utterance(
 
 
 def feed_segmented(
-    segmenter,  # subtone.service.vad_segmenter.VadSegmenter
+    segmenter,  # subtone.service.trigger.vad_segmenter.VadSegmenter
     submit: Callable[[UtteranceEvent], None],
     blocks: Iterable[AudioBlock],
     pace: float = 0.0,

@@ -1,4 +1,4 @@
-"""`subtone` command line: one small module per command under subtone.service.commands."""
+"""`subtone` command line: one small module per command under subtone.service.cli."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from subtone.service.errors import SubtoneError
 
 # Runtime commands: each module has `register(subparsers)` and sets `func` on its parser.
 RUNTIME_COMMANDS = [
-    "subtone.service.commands.transcribe",
-    "subtone.service.commands.doctor",
-    "subtone.service.commands.devices",
-    "subtone.service.commands.run",
-    "subtone.service.commands.history",
+    "subtone.service.cli.transcribe",
+    "subtone.service.cli.doctor",
+    "subtone.service.cli.devices",
+    "subtone.service.cli.run",
+    "subtone.service.cli.history",
 ]
 
 # Model-factory commands need the export extra (torch); their parsers live in subtone.export.
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_factory(args: argparse.Namespace) -> int:
     try:
-        factory = importlib.import_module("subtone.export.cli")
+        factory = importlib.import_module("subtone.export.commands")
     except ModuleNotFoundError as exc:
         raise SubtoneError(
             f"`subtone {args.factory}` needs the export extra ({exc.name} is not installed); "

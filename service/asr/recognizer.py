@@ -9,15 +9,15 @@ from typing import Protocol
 import numpy as np
 
 from subtone.config import Settings
-from subtone.service.model_registry import ModelEntry
-from subtone.service.onnx_session import SessionInfo
+from subtone.service.models.registry import ModelEntry
+from subtone.service.models.onnx_session import SessionInfo
 
 # family → "module:factory"; imported lazily so a family's code loads only when used.
 FAMILIES: dict[str, str] = {
-    "whisper": "subtone.service.whisper_recognizer:WhisperRecognizer",
-    "nemo-ctc": "subtone.service.nemo_recognizer:NemoRecognizer",
-    "nemo-rnnt": "subtone.service.nemo_recognizer:NemoRecognizer",
-    "nemo-tdt": "subtone.service.nemo_recognizer:NemoRecognizer",
+    "whisper": "subtone.service.asr.whisper.recognizer:WhisperRecognizer",
+    "nemo-ctc": "subtone.service.asr.nemo.recognizer:NemoRecognizer",
+    "nemo-rnnt": "subtone.service.asr.nemo.recognizer:NemoRecognizer",
+    "nemo-tdt": "subtone.service.asr.nemo.recognizer:NemoRecognizer",
 }
 
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from subtone.service.commands.common import settings_from_args
+from subtone.service.cli.common import settings_from_args
 from subtone.service.errors import SubtoneError
-from subtone.service.history import FORMATS, history_path, read_history, to_srt, to_txt
+from subtone.service.app.history import FORMATS, history_path, read_history, to_srt, to_txt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
