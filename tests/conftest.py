@@ -1,8 +1,12 @@
-"""Shared fixtures: where the shared data is, and the models our own export code builds."""
+"""Shared fixtures: where the shared data is, the models our own export code builds, private user
+folders for every test, and the `integration` marker for tests that run real exported models."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +19,81 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from x11_env import dbus_session, qapp, tray_host, window_manager, x_display  # noqa: E402,F401
 from pulse_env import pulse_audio  # noqa: E402,F401  (PulseAudio virtual microphone)
+
+# -- user folders: no test reads or writes the real config, data, state or cache folders --------
+# platformdirs (the settings file, the caption history) follows these on Linux. XDG_RUNTIME_DIR
+# stays: PulseAudio's test server and each LiveDaemon get their own, and no test takes the
+# single-instance lock in-process.
+XDG_FOLDERS = {"XDG_CONFIG_HOME": "config", "XDG_DATA_HOME": "data", "XDG_STATE_HOME": "state", "XDG_CACHE_HOME": "cache"}
+_SESSION_FOLDERS = pytest.StashKey[Path]()
+_REAL_FOLDERS = pytest.StashKey[dict[str, Path]]()
+_SAVED_ENV = pytest.StashKey[dict[str, str | None]]()
+
+
+def _real_folder(var: str) -> Path:
+    default = {"XDG_CONFIG_HOME": ".config", "XDG_DATA_HOME": ".local/share", "XDG_STATE_HOME": ".local/state",
+               "XDG_CACHE_HOME": ".cache"}[var]
+    return Path(os.environ.get(var) or Path.home() / default)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection, so imports at collection time and session/module fixtures (which run
+    # before any function-scoped fixture) see private folders too; each test then gets its own.
+    root = Path(tempfile.mkdtemp(prefix="subtone-tests-user-"))
+    config.stash[_SESSION_FOLDERS] = root
+    config.stash[_REAL_FOLDERS] = {var: _real_folder(var) for var in XDG_FOLDERS}
+    config.stash[_SAVED_ENV] = {var: os.environ.get(var) for var in XDG_FOLDERS}
+    for var, name in XDG_FOLDERS.items():
+        os.environ[var] = str(root / name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for var, value in config.stash.get(_SAVED_ENV, {}).items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+    if _SESSION_FOLDERS in config.stash:
+        shutil.rmtree(config.stash[_SESSION_FOLDERS], ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def user_folders(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own XDG config/data/state/cache folders (subprocesses inherit them)."""
+    root = tmp_path_factory.mktemp("user-folders")
+    for var, name in XDG_FOLDERS.items():
+        monkeypatch.setenv(var, str(root / name))
+    return root
+
+
+@pytest.fixture(scope="session")
+def session_user_folders(pytestconfig: pytest.Config) -> Path:
+    """The folders session- and module-scoped fixtures see (they run before `user_folders`)."""
+    return pytestconfig.stash[_SESSION_FOLDERS]
+
+
+@pytest.fixture(scope="session")
+def real_user_folders(pytestconfig: pytest.Config) -> dict[str, Path]:
+    """Where the XDG folders were before the tests moved them: nothing may resolve under these."""
+    return pytestconfig.stash[_REAL_FOLDERS]
+
+
+# -- the integration layer: tests that run real exported models ------------------------------
+REAL_MODEL_FIXTURES = frozenset({
+    "whisper_model_dir",  # whisper-tiny.en (+ int8) exported into models_onnx/
+    "shipped_emotion",  # the committed emotion-cnn
+    "ct2", "ct2_whisper",  # Whisper tiny.en's CTranslate2 weights (test_whisper_export/_recognizer)
+    "tiny_emotion",  # a small emotion model trained on real clips, exported and run (test_emotion_pipeline)
+    "nemo_built",  # NeMo models built, exported and run (test_nemo_export)
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # fixturenames is the full closure, so fixtures built on these (e.g. `models`) count too.
+    for item in items:
+        if REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 ASR_DEV = SHARED_DATA / "asr-dev"
@@ -64,3 +143,16 @@ def whisper_model_dir() -> Path:
             assert export_main(["export", "whisper", "--out", str(models_dir)]) == 0
             assert usable(), f"whisper export into {models_dir} did not produce verified models"
     return models_dir
+
+
+@pytest.fixture(scope="session")
+def shipped_emotion():
+    """The committed emotion model (models_onnx/emotion-cnn, sha256 verified) on the CPU."""
+    from subtone.config import load_settings
+    from subtone.config.settings import project_models_dir
+    from subtone.service.emotion.recognizer import EmotionRecognizer
+    from subtone.service.models.registry import load_model
+
+    settings = load_settings(None, {"runtime.providers": ["cpu"]})
+    entry = load_model(project_models_dir(), settings.emotion.model)
+    return EmotionRecognizer.from_entry(entry, settings)

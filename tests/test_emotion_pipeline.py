@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, shared_data):
+def tiny_emotion(tmp_path_factory, shared_data):
     root = tmp_path_factory.mktemp("emotion")
     manifest = tiny_manifest(EMOTION_DATA, root / "manifest.csv")
     clips = load_manifest(manifest)
@@ -37,43 +37,43 @@ def tiny(tmp_path_factory, shared_data):
             "models": models, "exported": exported, "test_clips": test_clips}
 
 
-def test_split_has_no_speaker_in_two_parts(tiny):
-    split = tiny["split"]
+def test_split_has_no_speaker_in_two_parts(tiny_emotion):
+    split = tiny_emotion["split"]
     assert not set(split.train) & set(split.test)
     assert not set(split.val) & set(split.test)
     assert not set(split.train) & set(split.val)
-    assert {c.speaker for c in tiny["test_clips"]} == set(split.test)
+    assert {c.speaker for c in tiny_emotion["test_clips"]} == set(split.test)
 
 
-def test_run_folder_has_config_metrics_and_plots(tiny):
-    run = tiny["root"] / "run"
+def test_run_folder_has_config_metrics_and_plots(tiny_emotion):
+    run = tiny_emotion["root"] / "run"
     for name in ("config.json", "metrics.json", "model.pt", "training.png",
                  "test/metrics.json", "test/confusion.png", "test/gain_sweep.png"):
         assert (run / name).is_file() and (run / name).stat().st_size > 0, name
     config = json.loads((run / "config.json").read_text())
-    assert config["split"]["test"] == list(tiny["split"].test)
+    assert config["split"]["test"] == list(tiny_emotion["split"].test)
     report = json.loads((run / "test/metrics.json").read_text())
-    assert report["n"] == len(tiny["test_clips"])
+    assert report["n"] == len(tiny_emotion["test_clips"])
     assert set(report["gain_sweep"]["histogram"]) == {"-20", "-10", "+0", "+10"}
     assert all(sum(h) == report["n"] for h in report["gain_sweep"]["histogram"].values())
-    assert len(tiny["metrics"]["history"]) == TINY_TRAIN.epochs
+    assert len(tiny_emotion["metrics"]["history"]) == TINY_TRAIN.epochs
 
 
-def test_onnx_export_matches_pytorch_and_is_registered(tiny):
-    exported = tiny["exported"]
+def test_onnx_export_matches_pytorch_and_is_registered(tiny_emotion):
+    exported = tiny_emotion["exported"]
     assert exported["parity"] < 1e-4
-    entry = load_model(tiny["models"], "emotion-cnn")  # sha256 verified
+    entry = load_model(tiny_emotion["models"], "emotion-cnn")  # sha256 verified
     assert entry.family == "emotion" and entry.task == "emotion"
     assert entry.info["labels"] == list(EMOTIONS) and entry.info["sample_rate"] == 16_000
-    card = (tiny["models"] / "emotion-cnn" / "MODEL_CARD.md").read_text()
+    card = (tiny_emotion["models"] / "emotion-cnn" / "MODEL_CARD.md").read_text()
     assert "NON-COMMERCIAL" in card and "CC BY-NC-SA 4.0" in card and "CC BY-NC-ND 4.0" in card
 
 
-def test_runtime_gives_the_same_probabilities_as_torch(tiny):
+def test_runtime_gives_the_same_probabilities_as_torch(tiny_emotion):
     settings = load_settings(None, {"runtime.providers": ["cpu"]})
-    recognizer = EmotionRecognizer.from_entry(load_model(tiny["models"], "emotion-cnn"), settings)
-    model = train.load_trained(tiny["root"] / "run" / "model.pt")
-    waves = load_clip_audio(tiny["test_clips"][:3], trim=False)
+    recognizer = EmotionRecognizer.from_entry(load_model(tiny_emotion["models"], "emotion-cnn"), settings)
+    model = train.load_trained(tiny_emotion["root"] / "run" / "model.pt")
+    waves = load_clip_audio(tiny_emotion["test_clips"][:3], trim=False)
     ref = train.predict_proba(model, waves)
     for wave, expected in zip(waves, ref):
         result = recognizer.classify(wave)
@@ -85,33 +85,33 @@ def test_runtime_gives_the_same_probabilities_as_torch(tiny):
         assert sum(result.scores.values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_eval_cli_writes_a_report(tiny, tmp_path):
+def test_eval_cli_writes_a_report(tiny_emotion, tmp_path):
     from subtone.export.commands import main
 
     out = tmp_path / "report"
-    onnx = tiny["models"] / "emotion-cnn" / "model.onnx"
-    assert main(["eval", "emotion", str(tiny["manifest"]), "--model", str(onnx), "--speakers", "all",
+    onnx = tiny_emotion["models"] / "emotion-cnn" / "model.onnx"
+    assert main(["eval", "emotion", str(tiny_emotion["manifest"]), "--model", str(onnx), "--speakers", "all",
                  "--out", str(out)]) == 0
     report = json.loads((out / "metrics.json").read_text())
-    assert report["n"] == len(tiny["clips"])
+    assert report["n"] == len(tiny_emotion["clips"])
     assert (out / "confusion.png").is_file() and (out / "gain_sweep.png").is_file()
 
 
-def test_torch_seeds_make_training_repeatable(tiny):
+def test_torch_seeds_make_training_repeatable(tiny_emotion):
     torch.manual_seed(0)
-    a = train.load_trained(tiny["root"] / "run" / "model.pt").state_dict()
-    again = train.run(tiny["manifest"], tiny["root"] / "run2", TINY_TRAIN,
-                      split_path=tiny["root"] / "split.json", progress=False)
-    b = train.load_trained(tiny["root"] / "run2" / "model.pt").state_dict()
-    assert again["history"][-1]["loss"] == pytest.approx(tiny["metrics"]["history"][-1]["loss"], rel=1e-5)
+    a = train.load_trained(tiny_emotion["root"] / "run" / "model.pt").state_dict()
+    again = train.run(tiny_emotion["manifest"], tiny_emotion["root"] / "run2", TINY_TRAIN,
+                      split_path=tiny_emotion["root"] / "split.json", progress=False)
+    b = train.load_trained(tiny_emotion["root"] / "run2" / "model.pt").state_dict()
+    assert again["history"][-1]["loss"] == pytest.approx(tiny_emotion["metrics"]["history"][-1]["loss"], rel=1e-5)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
-def test_without_train_on_val_the_val_speakers_only_select_the_epoch(tiny, tmp_path):
+def test_without_train_on_val_the_val_speakers_only_select_the_epoch(tiny_emotion, tmp_path):
     from dataclasses import replace
 
     cfg = replace(TINY_TRAIN, members=1, train_on_val=False)
-    out = train.run(tiny["manifest"], tmp_path / "run", cfg, split_path=tiny["root"] / "split.json", progress=False)
+    out = train.run(tiny_emotion["manifest"], tmp_path / "run", cfg, split_path=tiny_emotion["root"] / "split.json", progress=False)
     history = out["history"]
     assert all("val_macro_f1" in row for row in history)
     best = max(range(len(history)), key=lambda i: (history[i]["val_macro_f1"], i)) + 1

@@ -11,20 +11,12 @@ import numpy as np
 import pytest
 
 from conftest import EMOTION_DATA, JFK
-from subtone.config import load_settings
 from subtone.config.settings import project_models_dir
 from subtone.export.emotion.data import SPLIT_FILE, load_manifest, load_split
 from subtone.service.audio.file import load_audio
-from subtone.service.emotion.recognizer import EmotionRecognizer, EmotionResult, describe, too_little_signal
+from subtone.service.emotion.recognizer import EmotionResult, describe, too_little_signal
 from subtone.service.events import EMOTIONS
 from subtone.service.models.registry import load_model
-
-
-@pytest.fixture(scope="module")
-def shipped() -> EmotionRecognizer:
-    settings = load_settings(None, {"runtime.providers": ["cpu"]})
-    entry = load_model(project_models_dir(), settings.emotion.model)  # verifies the sha256
-    return EmotionRecognizer.from_entry(entry, settings)
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +27,16 @@ def held_out_actor(shared_data):
     return clips, [load_audio(c.path) for c in clips]
 
 
-def test_shipped_model_is_small_and_registered(shipped):
+def test_shipped_model_is_small_and_registered(shipped_emotion):
     entry = load_model(project_models_dir(), "emotion-cnn")
     assert entry.family == "emotion" and entry.info["labels"] == list(EMOTIONS)
     assert entry.path("model").stat().st_size <= 5 * 1024 * 1024
     assert "NON-COMMERCIAL" in (entry.root / entry.info["model_card"]).read_text()
 
 
-def test_shipped_model_recognises_a_held_out_speaker(shipped, held_out_actor):
+def test_shipped_model_recognises_a_held_out_speaker(shipped_emotion, held_out_actor):
     clips, waves = held_out_actor
-    results = [shipped.classify(w) for w in waves]
+    results = [shipped_emotion.classify(w) for w in waves]
     assert all(isinstance(r, EmotionResult) for r in results)
     for r in results[:5]:
         assert list(r.scores) == list(EMOTIONS)
@@ -54,26 +46,26 @@ def test_shipped_model_recognises_a_held_out_speaker(shipped, held_out_actor):
     assert accuracy >= 0.60, f"{accuracy:.0%} on {clips[0].speaker} (73 % when shipped); always-neutral scores 23 %"
 
 
-def test_louder_or_quieter_input_keeps_the_label(shipped, held_out_actor):
+def test_louder_or_quieter_input_keeps_the_label(shipped_emotion, held_out_actor):
     _, waves = held_out_actor
     for wave in waves[::6]:
-        labels = {shipped.classify(wave * 10 ** (g / 20)).label for g in (-20, 0, 10)}
+        labels = {shipped_emotion.classify(wave * 10 ** (g / 20)).label for g in (-20, 0, 10)}
         assert len(labels) == 1
 
 
-def test_short_or_silent_input_has_no_emotion(shipped):
+def test_short_or_silent_input_has_no_emotion(shipped_emotion):
     assert too_little_signal(np.zeros(16_000, np.float32))
     assert too_little_signal(np.full(3_000, 0.3, np.float32))
-    assert shipped.classify(np.zeros(32_000, np.float32)) is None
-    assert shipped.classify(np.zeros(0, np.float32)) is None
-    assert shipped.classify(np.random.default_rng(0).standard_normal(1_000).astype(np.float32)) is None
+    assert shipped_emotion.classify(np.zeros(32_000, np.float32)) is None
+    assert shipped_emotion.classify(np.zeros(0, np.float32)) is None
+    assert shipped_emotion.classify(np.random.default_rng(0).standard_normal(1_000).astype(np.float32)) is None
     assert describe(None) == ""
 
 
-def test_bad_samples_do_not_crash(shipped):
+def test_bad_samples_do_not_crash(shipped_emotion):
     noisy = np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1
     noisy[100] = np.nan
-    assert isinstance(shipped.classify(noisy), EmotionResult)
+    assert isinstance(shipped_emotion.classify(noisy), EmotionResult)
 
 
 def _transcribe(*args: str, config=None) -> subprocess.CompletedProcess:
@@ -83,7 +75,7 @@ def _transcribe(*args: str, config=None) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_transcribe_shows_emotion_beside_the_text(whisper_model_dir, shipped):
+def test_transcribe_shows_emotion_beside_the_text(whisper_model_dir, shipped_emotion):
     proc = _transcribe("--json", str(JFK))
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout.splitlines()[0])
