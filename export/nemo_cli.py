@@ -6,7 +6,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from subtone.config import load_settings
+from subtone.config import settings_from_args
 
 
 def register(targets: argparse._SubParsersAction) -> None:
@@ -34,9 +34,10 @@ def register(targets: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)  # first: a broken --config file is reported before the slow imports
     from subtone.export.nemo_export import export_nemo
 
-    models_dir = Path(args.out) if args.out else load_settings().models_dir()
+    models_dir = Path(args.out) if args.out else settings.models_dir()
     command = "subtone export nemo " + " ".join(shlex.quote(a) for a in _own_args(args))
     result = export_nemo(
         models_dir,

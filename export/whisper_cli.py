@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from subtone.config import load_settings
+from subtone.config import settings_from_args
 
 
 def register(targets: argparse._SubParsersAction) -> None:
@@ -30,9 +30,10 @@ def register(targets: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)  # first: a broken --config file is reported before the slow imports
     from subtone.export.whisper_export import export_whisper
 
-    models_dir = Path(args.out) if args.out else load_settings().models_dir()
+    models_dir = Path(args.out) if args.out else settings.models_dir()
     result = export_whisper(models_dir, quantize=tuple(args.quantize))
     print(f"done in {result.seconds:.1f} s: {', '.join(result.entries)} in {result.out_dir}")
     return 0

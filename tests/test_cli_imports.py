@@ -1,7 +1,9 @@
 import subprocess
 import sys
 
-HEAVY = ("torch", "nemo", "webrtcvad", "sounddevice", "PySide6", "pystray", "pynput", "subtone.export")
+# Start-up builds the whole command tree, so the factory's light registrations (subtone.export.commands,
+# *_cli modules) are imported; what must not be is the factory's tools, nor the live extra's.
+HEAVY = ("torch", "onnx", "matplotlib", "librosa", "nemo", "webrtcvad", "sounddevice", "PySide6", "pystray", "pynput")
 
 
 def test_cli_start_up_imports_no_heavy_or_optional_modules():

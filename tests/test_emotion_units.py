@@ -22,8 +22,27 @@ from subtone.service.events import EMOTIONS
 MANIFEST = EMOTION_DATA / "manifest.csv"
 
 
-def test_labels_follow_the_runtime_order():
-    assert LABELS == EMOTIONS
+def test_training_targets_are_read_back_as_the_same_labels_by_the_runtime(tmp_path):
+    """Training teaches output i for a clip (`Clip.target`); the runtime names output i EMOTIONS[i]."""
+    rows = [f"{i}.flac,ravdess,ravdess:01,female,{label}" for i, label in enumerate([*EMOTIONS, "calm", "surprise"])]
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,dataset,speaker,sex,emotion\n" + "\n".join(rows) + "\n")
+    clips = load_manifest(manifest)
+    assert [EMOTIONS[c.target] for c in clips] == [*EMOTIONS, "neutral"]
+
+
+def test_the_runtime_refuses_a_model_whose_labels_are_in_another_order(tmp_path):
+    """The export writes its label order into the manifest; a model trained with another order is refused,
+    not read with its classes swapped."""
+    from subtone.config import load_settings
+    from subtone.service.emotion.recognizer import EmotionRecognizer
+    from subtone.service.models.registry import ModelEntry
+
+    swapped = [EMOTIONS[1], EMOTIONS[0], *EMOTIONS[2:]]
+    entry = ModelEntry("emotion-old", "emotion", "emotion", {"model": "model.onnx"}, {}, tmp_path,
+                       info={"labels": swapped, "sample_rate": 16_000})
+    with pytest.raises(SubtoneError, match="in that order"):
+        EmotionRecognizer.from_entry(entry, load_settings(overrides={"runtime.providers": ["cpu"]}))
 
 
 def test_label_policy_merges_calm_and_drops_surprise():

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 
-from subtone.config.settings import ConfigError, OverlaySettings, load_settings
+from subtone.config.settings import ConfigError, load_settings
 from subtone.overlay.palette import (
-    BACKDROP_RGB,
     DEFAULT_PALETTE,
     MIN_BACKDROP_OPACITY,
     NONE_STYLE,
@@ -61,10 +58,10 @@ def test_worst_case_contrast_can_fail():
     assert relative_luminance(over_black) < relative_luminance(over_white)
 
 
-def test_lowest_allowed_opacity_matches_the_palette_contract():
-    meta = {f.name: f.metadata for f in fields(OverlaySettings)}
-    assert meta["backdrop_opacity"]["min"] == MIN_BACKDROP_OPACITY
-    assert BACKDROP_RGB == (12, 12, 12)
+def test_settings_allow_no_backdrop_opacity_below_the_one_the_contrast_is_checked_at():
+    assert load_settings(overrides={"overlay.backdrop_opacity": MIN_BACKDROP_OPACITY}).overlay.backdrop_opacity == MIN_BACKDROP_OPACITY
+    with pytest.raises(ConfigError, match="backdrop_opacity"):
+        load_settings(overrides={"overlay.backdrop_opacity": MIN_BACKDROP_OPACITY - 0.01})
 
 
 @pytest.mark.parametrize(
@@ -90,12 +87,20 @@ def test_overlay_and_hotkey_settings_reject_bad_values(tmp_path, key, value, wor
     assert words in message and key.split(".")[-1] in message
 
 
-def test_overlay_defaults_load(tmp_path):
+def test_overlay_and_hotkey_defaults_come_from_default_toml_and_are_usable(tmp_path):
+    import tomllib
+
+    from subtone.config.settings import DEFAULT_TOML
+    from subtone.service.trigger.hotkey import parse_combo
+
+    shipped = tomllib.loads(DEFAULT_TOML.read_text())
     empty = tmp_path / "config.toml"
     empty.write_text("")
     s = load_settings(empty)
-    assert s.overlay.position == "bottom-center" and s.overlay.monitor == -1
-    assert s.hotkey.combo == "<ctrl>+<alt>+space" and s.hotkey.style == "hold"
+    for section in ("overlay", "hotkey"):
+        loaded = getattr(s, section)
+        assert {key: getattr(loaded, key) for key in shipped[section]} == shipped[section], section
+    assert parse_combo(s.hotkey.combo)  # raises on a combo the listener cannot hold
 
 
 # Machado, Oliveira & Fernandes (2009) dichromacy simulation matrices (severity 1), linear RGB.

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
+from subtone.config import Settings
+from subtone.export.emotion.cli import RUNS
 from subtone.export.emotion.data import SPLIT_FILE, Clip, load_clip_audio, load_manifest, load_split
 from subtone.export.emotion.report import GAINS_DB, Predictor, evaluate, write_report
 
@@ -33,9 +35,8 @@ def torch_predictor(model_pt: Path) -> Predictor:
     return lambda waves, gain_db: predict_proba(model, waves, gain_db)
 
 
-def resolve_model(spec: str | None) -> tuple[str, Predictor]:
-    """A manifest model name (default: emotion.model), an .onnx file, or a run's model.pt."""
-    from subtone.config import load_settings
+def resolve_model(spec: str | None, settings: Settings) -> tuple[str, Predictor]:
+    """A model name in settings' models folder (default: emotion.model), an .onnx file, or a run's model.pt."""
     from subtone.service.errors import SubtoneError
     from subtone.service.models.registry import load_model
 
@@ -45,7 +46,6 @@ def resolve_model(spec: str | None) -> tuple[str, Predictor]:
         if not Path(spec).is_file():
             raise SubtoneError(f"ONNX model not found: {spec}")
         return spec, onnx_predictor(Path(spec))
-    settings = load_settings()
     entry = load_model(settings.models_dir(), spec or settings.emotion.model)
     if entry.task != "emotion":
         raise SubtoneError(f"model '{entry.name}' has task '{entry.task}'; expected an emotion model")
@@ -64,22 +64,10 @@ def select_clips(clips: Sequence[Clip], speakers: str, split_path: Path = SPLIT_
     return split.part(clips, "test"), f"held-out speakers {', '.join(split.test)}"
 
 
-def register(targets: argparse._SubParsersAction) -> None:
-    p = targets.add_parser("emotion", help="score an emotion model on a manifest (accuracy, F1, gain sweep)",
-                           description="Accuracy, macro-F1, per-class F1, confusion matrix and gain sweep, written to a report folder.")
-    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="manifest.csv (columns path, dataset, speaker, sex, emotion)")
-    p.add_argument("--model", help="manifest model name, .onnx file or run model.pt (default: emotion.model)")
-    p.add_argument("--speakers", choices=("auto", "test", "all"), default="auto",
-                   help="which clips: held-out test speakers, all, or auto (test if the manifest shares speakers with the split)")
-    p.add_argument("--out", type=Path, help="report folder (default: runs/eval-emotion-<time>)")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    from subtone.export.emotion.train import RUNS
-
+def cli(args: argparse.Namespace, settings: Settings) -> int:
+    """`subtone eval emotion` (options: subtone.export.emotion.cli)."""
     clips = load_manifest(args.manifest)
-    name, predict = resolve_model(args.model)
+    name, predict = resolve_model(args.model, settings)
     chosen, what = select_clips(clips, args.speakers)
     out = args.out or RUNS / f"eval-emotion-{time.strftime('%Y%m%d-%H%M%S')}"
     result = evaluate(predict, chosen, load_clip_audio(chosen, trim=False, progress=True), GAINS_DB)

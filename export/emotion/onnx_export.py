@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from subtone.config import Settings
+from subtone.export.emotion.cli import RUNS
 from subtone.export.emotion.data import LABELS
 from subtone.export.emotion.model import EmotionEnsemble, ProbabilityModel
 from subtone.export.manifest_writer import write_entry
@@ -98,20 +100,10 @@ def export_run(run_dir: Path, models_dir: Path, name: str = NAME, check_waves: l
     return {"path": str(onnx_path), "bytes": onnx_path.stat().st_size, "parity": diff, "entry": entry}
 
 
-def register(targets: argparse._SubParsersAction) -> None:
-    p = targets.add_parser("emotion", help="the trained emotion model as ONNX, with its model card",
-                           description="Export a training run's model (front end inside the graph) to models_onnx/emotion-cnn/.")
-    p.add_argument("--run", type=Path, help="run folder with model.pt (default: the newest runs/emotion-*)")
-    p.add_argument("--out", metavar="DIR", type=Path, help="models folder (default: models.dir)")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    from subtone.config import load_settings
-    from subtone.export.emotion.train import RUNS
-
+def cli(args: argparse.Namespace, settings: Settings) -> int:
+    """`subtone export emotion` (options: subtone.export.emotion.cli)."""
     t0 = time.perf_counter()
     run_dir = args.run or latest_run(RUNS)
-    res = export_run(run_dir, args.out or load_settings().models_dir())
+    res = export_run(run_dir, args.out or settings.models_dir())
     print(f"{res['path']}: {res['bytes'] / 1e6:.2f} MB, parity {res['parity']:.1e}, {time.perf_counter() - t0:.1f} s (from {run_dir})")
     return 0

@@ -15,18 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from subtone.config.settings import project_models_dir
 from subtone.export.emotion.augment import AugmentConfig, augment, pad_batch
+from subtone.export.emotion.cli import RUNS
 from subtone.export.emotion.data import LABELS, SPLIT_FILE, Clip, load_clip_audio, load_manifest, split_for
 from subtone.export.emotion.metrics import summary
 from subtone.export.emotion.model import EmotionCNN, EmotionEnsemble, ModelConfig
 from subtone.export.emotion.report import GAINS_DB, evaluate, write_report
 
 log = logging.getLogger(__name__)
-
-REPO = project_models_dir().parent
-DEFAULT_MANIFEST = REPO.parent / "shared" / "data" / "emotion" / "manifest.csv"
-RUNS = REPO / "runs"
 
 
 @dataclass(frozen=True)
@@ -252,30 +248,8 @@ def run_loco(clips: Sequence[Clip], split, cfg: TrainConfig, epochs: int, run_di
     return out
 
 
-def register(targets: argparse._SubParsersAction) -> None:
-    p = targets.add_parser("emotion", help="train the emotion model (or the prototype baseline)",
-                           description="Train on the speaker split (export/emotion/speaker_split.json), then score the\n"
-                                       "held-out speakers with a gain sweep. Writes runs/emotion-<time>/: config, model.pt,\n"
-                                       "metrics, training and confusion plots. The default (3 members x 32 epochs) takes\n"
-                                       "about 15 min on two CPU cores; `subtone export emotion` then ships the newest run.",
-                           epilog="examples:\n  subtone train emotion\n  subtone train emotion --members 1 --epochs 8   "
-                                  "# a quick look\n  subtone train emotion --loco-epochs 24         # plus leave-one-corpus-out",
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"emotion manifest.csv (default: {DEFAULT_MANIFEST})")
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="epochs per ensemble member (default: %(default)s)")
-    p.add_argument("--members", type=int, default=TrainConfig.members,
-                   help="ensemble members, one seed each; time grows linearly (default: %(default)s)")
-    p.add_argument("--tess-per-epoch", type=int, default=TrainConfig.tess_per_epoch,
-                   help="TESS clips drawn per epoch (RAVDESS train clips are all used, twice)")
-    p.add_argument("--loco-epochs", type=int, default=0, help="also train/score leave-one-corpus-out with this many epochs")
-    p.add_argument("--loco-only", action="store_true", help="only the leave-one-corpus-out trainings (needs --loco-epochs)")
-    p.add_argument("--baseline", action="store_true", help="train and score the prototype LSTM instead")
-    p.add_argument("--baseline-budget-s", type=float, default=900.0, help="wall-clock cap on the baseline's training")
-    p.add_argument("--out", type=Path, help="run folder (default: runs/emotion-<time>)")
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
+def cli(args: argparse.Namespace) -> int:
+    """`subtone train emotion` (options: subtone.export.emotion.cli)."""
     from subtone.service.errors import SubtoneError
 
     if args.epochs < 1:

@@ -1,14 +1,6 @@
-"""Helpers shared by commands: settings from CLI flags."""
+"""Helpers shared by commands. `settings_from_args` lives in subtone.config so the model factory
+(subtone.export, which must not import this package) uses the same one."""
 
-from __future__ import annotations
+from subtone.config import settings_from_args
 
-import argparse
-from pathlib import Path
-from typing import Any
-
-from subtone.config import Settings, load_settings
-
-
-def settings_from_args(args: argparse.Namespace, **overrides: Any) -> Settings:
-    user_file = Path(args.config) if getattr(args, "config", None) else None
-    return load_settings(user_file, {k: v for k, v in overrides.items() if v is not None})
+__all__ = ["settings_from_args"]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from subtone.service.cli.common import settings_from_args
+from subtone.config import settings_from_args
 from subtone.service.errors import SubtoneError
 from subtone.service.app.history import FORMATS, history_path, read_history, to_srt, to_txt
 
@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="example: subtone history export --format srt --out meeting.srt",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
-    actions.add_parser("path", help="print where the history file is")
-    export = actions.add_parser("export", help="write the history as subtitles (.srt) or plain text (.txt)")
+    actions.add_parser("path", help="print where the history file is",
+                       description="Print the history file's path ([history] file, else history.jsonl in the user data folder).")
+    export = actions.add_parser("export", help="write the history as subtitles (.srt) or plain text (.txt)",
+                                description="Write the caption history as SubRip subtitles (.srt) or plain text (.txt).")
     export.add_argument("--format", choices=FORMATS, default="txt", help="srt or txt (default: txt)")
     export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     export.add_argument("--file", metavar="HISTORY", help="history file to read (default: the configured one)")

@@ -6,10 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from subtone.config import ConfigError, load_settings
+from subtone.config import ConfigError, load_settings, settings_from_args
 from subtone.config.settings import DEFAULT_TOML
-
-from subtone.service.cli.common import settings_from_args
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import time
 
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.audio.file import load_audio
-from subtone.service.cli.common import settings_from_args
+from subtone.config import settings_from_args
 from subtone.service.emotion.recognizer import describe, load_emotion_recognizer
 from subtone.service.errors import SubtoneError
 from subtone.service.models.registry import load_model

@@ -1,0 +1,91 @@
+"""`subtone export|train|eval emotion`: their options, without importing torch.
+
+Every `subtone` start builds these parsers, so this module stays light: the work is in
+onnx_export.py, train.py and evaluate.py, imported only when their command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from subtone.config import settings_from_args
+from subtone.config.settings import project_models_dir
+
+REPO = project_models_dir().parent
+DEFAULT_MANIFEST = REPO.parent / "shared" / "data" / "emotion" / "manifest.csv"
+RUNS = REPO / "runs"
+
+# The recipe's defaults, as in train.TrainConfig (which needs torch to import);
+# tests/test_cli_tree.py checks that the two agree.
+EPOCHS = 32
+MEMBERS = 3
+TESS_PER_EPOCH = 800
+
+
+def register_export(targets: argparse._SubParsersAction) -> None:
+    p = targets.add_parser("emotion", help="the trained emotion model as ONNX, with its model card",
+                           description="Export a training run's model (front end inside the graph) to "
+                                       "<models.dir>/emotion-cnn/, with its model card, and register it in manifest.json.",
+                           epilog="example: subtone export emotion --run runs/emotion-ensemble")
+    p.add_argument("--run", type=Path, help="run folder with model.pt (default: the newest runs/emotion-*)")
+    p.add_argument("--out", metavar="DIR", type=Path, help="models folder (default: models.dir)")
+    p.set_defaults(func=_export)
+
+
+def register_train(targets: argparse._SubParsersAction) -> None:
+    p = targets.add_parser("emotion", help="train the emotion model (or the prototype baseline)",
+                           description="Train on the speaker split (export/emotion/speaker_split.json), then score the\n"
+                                       "held-out speakers with a gain sweep. Writes runs/emotion-<time>/: config, model.pt,\n"
+                                       "metrics, training and confusion plots. The default (3 members x 32 epochs) takes\n"
+                                       "about 15 min on two CPU cores; `subtone export emotion` then ships the newest run.",
+                           epilog="examples:\n  subtone train emotion\n  subtone train emotion --members 1 --epochs 8   "
+                                  "# a quick look\n  subtone train emotion --loco-epochs 24         # plus leave-one-corpus-out",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"emotion manifest.csv (default: {DEFAULT_MANIFEST})")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="epochs per ensemble member (default: %(default)s)")
+    p.add_argument("--members", type=int, default=MEMBERS,
+                   help="ensemble members, one seed each; time grows linearly (default: %(default)s)")
+    p.add_argument("--tess-per-epoch", type=int, default=TESS_PER_EPOCH,
+                   help="TESS clips drawn per epoch (RAVDESS train clips are all used, twice) (default: %(default)s)")
+    p.add_argument("--loco-epochs", type=int, default=0, help="also train/score leave-one-corpus-out with this many epochs")
+    p.add_argument("--loco-only", action="store_true", help="only the leave-one-corpus-out trainings (needs --loco-epochs)")
+    p.add_argument("--baseline", action="store_true", help="train and score the prototype LSTM instead")
+    p.add_argument("--baseline-budget-s", type=float, default=900.0, help="wall-clock cap on the baseline's training")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/emotion-<time>)")
+    p.set_defaults(func=_train)
+
+
+def register_eval(targets: argparse._SubParsersAction) -> None:
+    p = targets.add_parser("emotion", help="score an emotion model on a manifest (accuracy, F1, gain sweep)",
+                           description="Accuracy, macro-F1, per-class F1, confusion matrix and gain sweep, written to a report folder.",
+                           epilog="example: subtone eval emotion ../shared/data/emotion/manifest.csv")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="manifest.csv (columns path, dataset, speaker, sex, emotion)")
+    p.add_argument("--model", help="manifest model name in models.dir, .onnx file or run model.pt (default: emotion.model)")
+    p.add_argument("--speakers", choices=("auto", "test", "all"), default="auto",
+                   help="which clips: held-out test speakers, all, or auto (test if the manifest shares speakers with the split)")
+    p.add_argument("--out", type=Path, help="report folder (default: runs/eval-emotion-<time>)")
+    p.set_defaults(func=_eval)
+
+
+# Settings first: a broken --config file is reported at once, not after the torch import.
+def _export(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    from subtone.export.emotion import onnx_export
+
+    return onnx_export.cli(args, settings)
+
+
+def _train(args: argparse.Namespace) -> int:
+    if args.config:  # training reads no setting (nor the user config), but a wrong --config FILE is still an error
+        settings_from_args(args)
+    from subtone.export.emotion import train
+
+    return train.cli(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    from subtone.export.emotion import evaluate
+
+    return evaluate.cli(args, settings)
