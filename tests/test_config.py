@@ -18,20 +18,37 @@ def test_defaults_load_from_default_toml(tmp_path):
 
 
 def test_user_file_overrides_defaults_and_cli_overrides_both(tmp_path):
-    path = _user(tmp_path, '[asr]\nmodel = "mine"\nmax_tokens = 100\n')
-    s = load_settings(path, {"asr.max_tokens": 50})
+    path = _user(tmp_path, '[asr]\nmodel = "mine"\n[asr.whisper]\nmax_tokens = 100\n')
+    assert load_settings(path).asr.whisper.max_tokens == 100
+    s = load_settings(path, {"asr.whisper.max_tokens": 50})
     assert s.asr.model == "mine"
-    assert s.asr.max_tokens == 50
+    assert s.asr.whisper.max_tokens == 50
+
+
+def test_keys_that_moved_to_the_whisper_table_are_still_read_with_a_warning(tmp_path, caplog):
+    path = _user(tmp_path, "[asr]\ntrim_encoder = false\n[streaming]\nmax_partial_tokens_per_s = 3.0\n")
+    s = load_settings(path, {"asr.max_tokens": 40})
+    assert s.asr.whisper.trim_encoder is False and s.asr.whisper.max_partial_tokens_per_s == 3.0
+    assert s.asr.whisper.max_tokens == 40
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    for new in ("asr.whisper.trim_encoder", "asr.whisper.max_partial_tokens_per_s", "asr.whisper.max_tokens"):
+        assert f"is now '{new}'" in warned
+
+
+def test_a_moved_key_given_at_both_places_is_an_error_naming_both(tmp_path):
+    path = _user(tmp_path, "[asr]\nmax_tokens = 100\n[asr.whisper]\nmax_tokens = 50\n")
+    with pytest.raises(ConfigError, match="'asr.max_tokens' moved to 'asr.whisper.max_tokens'"):
+        load_settings(path)
 
 
 @pytest.mark.parametrize(
     "text, fragment",
     [
         ("[asr]\nmodle = 'x'\n", "unknown key 'asr.modle'"),
-        ("[asr]\nmax_tokens = 'many'\n", "'asr.max_tokens' = 'many': expected a whole number"),
-        ("[asr]\nmax_tokens = 0\n", "'asr.max_tokens' = 0: expected a value from 1 to 448"),
+        ("[asr]\nmax_tokens = 'many'\n", "'asr.whisper.max_tokens' = 'many': expected a whole number"),
+        ("[asr]\nmax_tokens = 0\n", "'asr.whisper.max_tokens' = 0: expected a value from 1 to 448"),
         ("[runtime]\nproviders = ['tpu']\n", "'runtime.providers[0]' = 'tpu': expected one of"),
-        ("[asr]\ntrim_encoder = 1\n", "'asr.trim_encoder' = 1: expected true or false"),
+        ("[asr]\ntrim_encoder = 1\n", "'asr.whisper.trim_encoder' = 1: expected true or false"),
         ("asr = 3\n", "'asr' must be a table"),
         ("[asr\n", "not valid TOML"),
     ],

@@ -1,7 +1,11 @@
-"""The recognizer worker with the real Whisper model: captions, blips, and the falling-behind policy."""
+"""The recognizer worker with the real Whisper model: captions, blips, and falling behind.
+
+Integration layer: the same policies with a scripted recognizer, in milliseconds, are in
+test_worker_scheduling.py and test_scheduling_policy.py."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -14,7 +18,7 @@ from subtone.service.audio.file import load_audio
 from subtone.service.app.controller import load_models
 from subtone.service.events import UtteranceAudio, UtteranceEnded, UtteranceStarted
 from subtone.service.captioning.worker import RecognizerWorker
-from subtone.service.trigger.vad_segmenter import TOO_SHORT
+from subtone.service.events import TOO_SHORT
 from subtone.export.evaluation.wer import word_errors
 
 SHORT = ASR_DEV / "en" / "ljspeech" / "LJ001-0002.flac"  # "in being comparatively modern."
@@ -67,19 +71,22 @@ def test_blips_and_silence_give_no_caption(models):
     assert worker.stats().discarded == 1 and worker.stats().decoded == 1
 
 
-def test_when_behind_the_oldest_waiting_utterances_are_dropped_and_the_newest_kept(models):
+def _short_clips(count: int) -> list[dict]:
+    rows = [json.loads(line) for line in (ASR_DEV / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    return sorted((r for r in rows if r["duration_s"] < 6.0), key=lambda r: r["audio"])[:count]
+
+
+def test_when_behind_waiting_utterances_are_merged_and_every_one_is_still_captioned(models):
     captions = []
     worker = make_worker(models, captions, max_pending=2)
-    audio = load_audio(SHORT)
-    for uid in range(1, 7):  # six utterances end at once; each takes the worker ~0.1-0.5 s
-        send(worker, uid, audio)
+    clips = _short_clips(6)
+    for uid, clip in enumerate(clips, 1):  # six utterances end at once; each takes the worker ~0.1-0.5 s
+        send(worker, uid, load_audio(ASR_DEV / clip["audio"]))
     assert worker.stop()
     ids = [c.utterance_id for c in captions]
-    stats = worker.stats()
-    assert ids[-2:] == [5, 6]  # the newest speech is always captioned
-    assert ids == sorted(ids)
-    assert stats.dropped == 6 - len(ids) >= 3
-    assert all("modern" in c.text.lower() for c in captions)
+    assert ids == sorted(ids) and worker.stats().merged == 6 - len(ids) >= 1
+    said = " ".join(c.text for c in captions)
+    assert word_errors(" ".join(clip["text"] for clip in clips), said).wer < 0.2, said  # no utterance lost
 
 
 def test_stop_decodes_what_is_waiting(models):

@@ -19,10 +19,11 @@ from subtone.service.app.controller import load_models
 from subtone.service.events import UtteranceAudio, UtteranceEnded, UtteranceStarted
 from subtone.export.evaluation.pipeline_replay import CaptionLog, feed_utterance
 from subtone.service.captioning.worker import RecognizerWorker
-from subtone.service.asr.whisper.repetition import loop_start
-from subtone.service.captioning.partials import PartialPolicy, TranscriberCaps, strip_repeats
+from subtone.service.asr.recognizer import CancelToken, DecodeCancelled
+from subtone.service.asr.whisper.loop_guard import final_token_cap, loop_start, partial_token_cap, strip_repeats
+from subtone.service.captioning.partials import PartialPolicy
 from subtone.export.evaluation.text_normalize import normalize_english
-from subtone.service.trigger.vad_segmenter import TOO_SHORT
+from subtone.service.events import TOO_SHORT
 from subtone.export.evaluation.wer import count_errors
 
 
@@ -70,16 +71,28 @@ def test_streaming_settings_load_and_validate():
 
 
 def test_partial_policy_waits_for_min_audio_and_interval():
-    p = PartialPolicy(interval_s=0.5, min_audio_s=1.0, max_tokens_per_s=6.0)
+    p = PartialPolicy(interval_s=0.5, min_audio_s=1.0)
     assert not p.is_due(int(0.9 * SAMPLE_RATE), 0)
     assert p.is_due(SAMPLE_RATE, 0)
     assert not p.is_due(int(1.4 * SAMPLE_RATE), SAMPLE_RATE)
     assert p.is_due(int(1.5 * SAMPLE_RATE), SAMPLE_RATE)
-    assert p.token_cap(2 * SAMPLE_RATE) == 16
 
 
-def test_whisper_takes_the_partial_keywords(whisper):
-    assert TranscriberCaps.of(whisper) == TranscriberCaps(max_tokens=True, run_options=True)
+def test_token_caps_grow_with_the_audio_and_a_partial_gets_fewer_than_a_final():
+    assert partial_token_cap(2 * SAMPLE_RATE, 6.0) == 16
+    assert final_token_cap(2 * SAMPLE_RATE) == 32
+    assert partial_token_cap(4 * SAMPLE_RATE, 6.0) > partial_token_cap(2 * SAMPLE_RATE, 6.0)
+
+
+def test_whisper_partials_are_capped_and_a_cancelled_decode_raises(whisper):
+    audio = load_audio(JFK)
+    assert whisper.capabilities.cancellable
+    partial = whisper.transcribe(audio[: 3 * SAMPLE_RATE], partial=True)
+    assert 0 < len(partial.tokens) <= partial_token_cap(3 * SAMPLE_RATE, whisper.options.max_partial_tokens_per_s)
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(DecodeCancelled):
+        whisper.transcribe(audio, partial=True, cancel=cancel)
 
 
 def test_io_bound_decoder_steps_give_the_same_tokens_as_plain_steps_on_cpu(whisper):
@@ -90,12 +103,12 @@ def test_io_bound_decoder_steps_give_the_same_tokens_as_plain_steps_on_cpu(whisp
     try:
         whisper.io_binding = True
         bound = whisper.transcribe(audio)
-        short = whisper.transcribe(audio[: 3 * SAMPLE_RATE], max_tokens=10)
+        short = whisper.decode(audio[: 3 * SAMPLE_RATE], max_tokens=10)
     finally:
         whisper.io_binding = False
     assert bound.tokens == plain.tokens and len(plain.tokens) > 10
     assert bound.avg_logprob == pytest.approx(plain.avg_logprob, abs=1e-4)
-    assert short.tokens == whisper.transcribe(audio[: 3 * SAMPLE_RATE], max_tokens=10).tokens
+    assert short.tokens == whisper.decode(audio[: 3 * SAMPLE_RATE], max_tokens=10).tokens
 
 
 @pytest.mark.slow
@@ -132,7 +145,7 @@ def test_a_final_preempts_the_partial_decode_in_flight(whisper):
         worker.submit(UtteranceStarted(1, 0.0, "hotkey"))
         worker.submit(UtteranceAudio(1, audio[: 10 * SAMPLE_RATE]))
         deadline = time.monotonic() + 10
-        while worker._partial_run is None and time.monotonic() < deadline:  # a partial decode is running
+        while worker._cancel is None and time.monotonic() < deadline:  # a partial decode is running
             time.sleep(0.005)
         worker.submit(UtteranceAudio(1, audio[10 * SAMPLE_RATE :]))
         worker.submit(UtteranceEnded(1, 11.0, "released"))

@@ -19,10 +19,11 @@ pytestmark = pytest.mark.slow
 JFK_WORDS = "ask not what your country can do for you"
 
 
-def _recognizer(models_dir, name="whisper-tiny.en", **asr):
+def _recognizer(models_dir, name="whisper-tiny.en", **whisper):
+    """Whisper with [asr.whisper] settings changed as given."""
     settings = load_settings(overrides={"models.dir": str(models_dir), "runtime.providers": ["cpu"]})
-    settings = dataclasses.replace(settings, asr=dataclasses.replace(settings.asr, **asr))
-    return create_recognizer(load_model(models_dir, name), settings)
+    asr = dataclasses.replace(settings.asr, whisper=dataclasses.replace(settings.asr.whisper, **whisper))
+    return create_recognizer(load_model(models_dir, name), dataclasses.replace(settings, asr=asr))
 
 
 @pytest.fixture(scope="module")

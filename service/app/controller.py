@@ -1,7 +1,7 @@
 """The controller: wires audio → trigger(s) → recognizer worker → caption sinks, and owns the state.
 
     audio source ──blocks──▶ trigger thread ──utterance events──▶ RecognizerWorker ──Caption──▶ sinks
-                              (PushToTalkGate and/or VadSegmenter)
+                             (TriggerStage: push-to-talk, voice or both)
 
 Everything here is plain threads; the Qt side (overlay, tray) only sees the callbacks
 `on_caption`, `on_state` and `on_note`, which may be called from any thread (the daemon posts
@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from subtone.config import Settings
+from subtone.service.asr.recognizer import SpeechRecognizer
+from subtone.service.captioning.decode import EmotionClassifier
+from subtone.service.captioning.partials import PartialPolicy
+from subtone.service.captioning.worker import RecognizerWorker
 from subtone.service.events import (
     Caption,
     ServiceState,
@@ -32,14 +36,10 @@ from subtone.service.events import (
     UtteranceEvent,
     UtteranceStarted,
 )
-from subtone.service.trigger.push_to_talk import PushToTalkGate
-from subtone.service.captioning.worker import RecognizerWorker
-from subtone.service.captioning.partials import PartialPolicy
-from subtone.service.trigger.vad_segmenter import VadSegmenter, VadState
+from subtone.service.trigger.stage import TriggerStage
+from subtone.service.trigger.voice_detector import VoiceDetector
 
 log = logging.getLogger(__name__)
-
-MODES = ("push-to-talk", "voice", "both")
 
 
 class AudioSource(Protocol):
@@ -53,8 +53,8 @@ class AudioSource(Protocol):
 
 @dataclass(frozen=True)
 class ModelSet:
-    transcriber: Any
-    emotion: Any | None
+    transcriber: SpeechRecognizer
+    emotion: EmotionClassifier | None
     note: str
     """Legend note for the overlay ("" when emotion runs), e.g. "emotion off: no emotion model"."""
 
@@ -91,6 +91,7 @@ class Controller:
         on_state: Callable[[StateChanged], None] = lambda event: None,
         on_note: Callable[[str], None] = lambda text: None,
         models: Callable[[], ModelSet] | None = None,
+        voice_detector: VoiceDetector | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -98,11 +99,7 @@ class Controller:
         self._on_state = on_state
         self._on_note = on_note
         self._models = models or (lambda: load_models(settings))
-        ids = itertools.count(1)
-        self.ptt = PushToTalkGate(
-            settings.hotkey.style, settings.trigger.hotkey_pre_roll_ms, settings.trigger.hotkey_post_roll_ms, ids
-        )
-        self.vad = VadSegmenter(settings.vad, ids)
+        self.trigger = TriggerStage.from_settings(settings, itertools.count(1), voice_detector)
         self.worker = RecognizerWorker(
             self._load_models,
             on_caption=self._caption,
@@ -112,8 +109,6 @@ class Controller:
             partial_policy=PartialPolicy.from_settings(settings.streaming),
         )
         self._lock = threading.RLock()
-        self._mode = settings.trigger.mode
-        self._listening = settings.trigger.listening
         self._mic_error: str | None = None
         self._model_error: str | None = None
         self.config_error: str | None = None
@@ -123,7 +118,6 @@ class Controller:
         self._published: StateChanged | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.captions_made = 0
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -147,23 +141,19 @@ class Controller:
     # -- commands from the tray / hotkey (any thread) -----------------------------------
     @property
     def mode(self) -> str:
-        return self._mode
+        return self.trigger.mode
 
     @property
     def listening(self) -> bool:
-        return self._listening
+        return self.trigger.listening
 
     def set_listening(self, on: bool) -> None:
-        with self._lock:
-            self._listening = bool(on)
+        self.trigger.set_listening(on)
         log.info("listening %s", "on" if on else "off")
         self._publish()
 
     def set_mode(self, mode: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"trigger mode {mode!r}: expected one of {MODES}")
-        with self._lock:
-            self._mode = mode
+        self.trigger.set_mode(mode)
         log.info("trigger mode: %s", mode)
 
     def set_device(self, spec: str) -> None:
@@ -171,11 +161,10 @@ class Controller:
         self.source.set_device(spec)
 
     def hotkey_pressed(self, *_: Any) -> None:
-        if self._mode != "voice" and self._listening:
-            self.ptt.press(time.monotonic())
+        self.trigger.press(time.monotonic())
 
     def hotkey_released(self, *_: Any) -> None:
-        self.ptt.release(time.monotonic())
+        self.trigger.release(time.monotonic())
 
     def microphone_error(self, message: str | None) -> None:
         """The audio source's on_error callback."""
@@ -192,7 +181,7 @@ class Controller:
                 return StateChanged(ServiceState.ERROR, self._model_error)
             if self.config_error:
                 return StateChanged(ServiceState.ERROR, self.config_error)
-            if not self._listening:
+            if not self.trigger.listening:
                 return StateChanged(ServiceState.IDLE)
             if self._decoding:
                 return StateChanged(ServiceState.RECOGNISING)
@@ -210,7 +199,7 @@ class Controller:
         self._on_state(current)
 
     # -- worker callbacks (worker thread) -------------------------------------------------
-    def _load_models(self) -> tuple[Any, Any]:
+    def _load_models(self) -> tuple[SpeechRecognizer, EmotionClassifier | None]:
         models = self._models()
         self._on_note(models.note)
         return models.transcriber, models.emotion
@@ -226,7 +215,6 @@ class Controller:
         self._publish()
 
     def _caption(self, caption: Caption) -> None:
-        self.captions_made += 1
         try:
             self._on_caption(caption)
         except Exception:  # a broken sink must not stop the recognizer
@@ -238,28 +226,9 @@ class Controller:
             try:
                 block = self.source.blocks.get(timeout=0.1)
             except queue.Empty:
-                self._forward(self.ptt.tick(time.monotonic()))
-                continue
-            with self._lock:
-                mode, listening = self._mode, self._listening
-            events: list[UtteranceEvent] = []
-            if not listening:
-                if self.ptt.is_open or self.ptt.wants_open or self.vad.state is not VadState.QUIET:
-                    self._forward(self.ptt.stop(block.t_start) + self.vad.flush(block.t_start))
-                continue
-            if mode != "voice":
-                events += self.ptt.push(block)
-            elif self.ptt.is_open or self.ptt.wants_open:
-                events += self.ptt.stop(block.t_start)
-            if mode == "push-to-talk" or self.ptt.is_open or self.ptt.wants_open:
-                # The hotkey wins in "both": a voice utterance in progress ends where the key took over.
-                if self.vad.state is not VadState.QUIET:
-                    events += self.vad.flush(block.t_start)
-            else:
-                events += self.vad.push(block)
-            self._forward(events)
-        now = time.monotonic()
-        self._forward(self.ptt.stop(now) + self.vad.flush(now))
+                block = None
+            self._forward(self.trigger.push(block, time.monotonic()))
+        self._forward(self.trigger.close(time.monotonic()))
 
     def _forward(self, events: list[UtteranceEvent]) -> None:
         if not events:

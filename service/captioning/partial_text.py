@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from subtone.service.asr.words import word_key
+
 
 @dataclass(frozen=True)
 class PartialText:
@@ -23,11 +25,6 @@ class PartialText:
     @property
     def text(self) -> str:
         return " ".join(part for part in (self.committed, self.tentative) if part)
-
-
-def word_key(word: str) -> str:
-    """A word as compared across decodes: case and punctuation ignored."""
-    return "".join(ch for ch in word.lower() if ch.isalnum())
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:

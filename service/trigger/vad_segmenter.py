@@ -1,4 +1,4 @@
-"""Voice trigger: cuts a stream of audio blocks into utterances with webrtcvad and a noise gate.
+"""Voice trigger: cuts a stream of audio blocks into utterances with a voice detector and a noise gate.
 
 An explicit state machine over fixed frames (10/20/30 ms, [vad] in the config):
 
@@ -8,9 +8,9 @@ An explicit state machine over fixed frames (10/20/30 ms, [vad] in the config):
       └──────── end_silence_ms of non-speech (utterance ends) ◀──────────── STOPPING
                                               speech frame again: back to SPEAKING ┘
 
-A frame is *speech* only if webrtcvad says voiced AND its energy is `noise_margin_db` above the
-noise floor (the quietest frame of the last `noise_floor_window_s`): webrtcvad alone calls steady
-noise speech. Starting also needs the speech frames of the window to vary in level by
+A frame is *speech* only if the voice detector (webrtcvad by default, see voice_detector.py)
+says voiced AND its energy is `noise_margin_db` above the noise floor (the quietest frame of the
+last `noise_floor_window_s`): webrtcvad alone calls steady noise speech. Starting also needs the speech frames of the window to vary in level by
 `start_modulation_db` (syllables rise and fall; a fan switching on does not), which covers the
 seconds after a noise onset before the floor has caught up.
 
@@ -28,17 +28,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-import webrtcvad
 
 from subtone.config.settings import VadSettings
 from subtone.service.audio import SAMPLE_RATE
-from subtone.service.events import AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
+from subtone.service.trigger.voice_detector import VoiceDetector, WebRtcVoiceDetector
+from subtone.service.events import TOO_SHORT, AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
 
 SILENCE_DB = -100.0
 """Energy given to digital silence, so the floor stays finite."""
-
-TOO_SHORT = "too_short"
-"""UtteranceEnded.reason of a blip: drop it, no caption."""
 
 
 class VadState(enum.Enum):
@@ -54,7 +51,7 @@ class Frame:
     t_start: float
     energy_db: float
     voiced: bool
-    """webrtcvad's verdict."""
+    """The voice detector's verdict."""
     speech: bool
     """voiced and clearly above the noise floor."""
 
@@ -64,11 +61,15 @@ def energy_db(samples: np.ndarray) -> float:
     return max(SILENCE_DB, 10.0 * np.log10(power)) if power > 0 else SILENCE_DB
 
 
-class FrameClassifier:
-    """webrtcvad plus the adaptive noise-floor gate, one frame at a time."""
+VOICE_THRESHOLD = 0.5
+"""A frame is voiced when the detector's confidence reaches this."""
 
-    def __init__(self, settings: VadSettings) -> None:
-        self._vad = webrtcvad.Vad(settings.aggressiveness)
+
+class FrameClassifier:
+    """A voice detector plus the adaptive noise-floor gate, one frame at a time."""
+
+    def __init__(self, settings: VadSettings, detector: VoiceDetector | None = None) -> None:
+        self._detector = detector if detector is not None else WebRtcVoiceDetector(settings.aggressiveness)
         self._margin_db = settings.noise_margin_db
         window_frames = max(1, round(settings.noise_floor_window_s * 1000 / settings.frame_ms))
         self._recent_db: collections.deque[float] = collections.deque(maxlen=window_frames)
@@ -80,8 +81,7 @@ class FrameClassifier:
     def classify(self, samples: np.ndarray, t_start: float) -> Frame:
         level = energy_db(samples)
         self._recent_db.append(level)
-        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-        voiced = self._vad.is_speech(pcm, SAMPLE_RATE)
+        voiced = self._detector.voice_confidence(samples) >= VOICE_THRESHOLD
         speech = voiced and level >= self.noise_floor_db + self._margin_db
         return Frame(samples, t_start, level, voiced, speech)
 
@@ -89,14 +89,20 @@ class FrameClassifier:
 class VadSegmenter:
     """Feed AudioBlocks (any length, 16 kHz mono float32); get utterance events back."""
 
-    def __init__(self, settings: VadSettings, ids: Iterator[int] | None = None, source: str = "voice") -> None:
+    def __init__(
+        self,
+        settings: VadSettings,
+        ids: Iterator[int] | None = None,
+        source: str = "voice",
+        detector: VoiceDetector | None = None,
+    ) -> None:
         self.settings = settings
         self._ids = ids if ids is not None else itertools.count(1)
         self._source = source
         frame_ms = settings.frame_ms
         self._frame_len = SAMPLE_RATE * frame_ms // 1000
         self._frames_for = lambda ms: max(1, round(ms / frame_ms))
-        self._classifier = FrameClassifier(settings)
+        self._classifier = FrameClassifier(settings, detector)
         self._pending = np.zeros(0, dtype=np.float32)
         self._pending_t = 0.0
         self.state = VadState.QUIET

@@ -18,7 +18,7 @@ from subtone.service.models.registry import ModelEntry
 from subtone.service.asr.nemo.decoding import PredictorState, greedy_ctc, greedy_rnnt, greedy_tdt
 from subtone.service.asr.nemo.tokenizer import Detokenizer, load_detokenizer
 from subtone.service.models.onnx_session import SessionInfo, create_session
-from subtone.service.asr.recognizer import Transcript
+from subtone.service.asr.recognizer import CancelToken, DecodeCancelled, RecognizerCapabilities, Transcript
 
 MIN_SAMPLES = 1600
 """Shorter audio (under 0.1 s) is zero-padded: the front end needs a few frames."""
@@ -111,6 +111,8 @@ class TransducerSearch:
 class NemoRecognizer:
     """A NeMo model exported by `subtone export nemo`."""
 
+    capabilities = RecognizerCapabilities(cancellable=False)
+
     def __init__(
         self,
         name: str,
@@ -195,9 +197,15 @@ class NemoRecognizer:
         features, n_frames = self.features(audio)
         return self.search.decode(features, n_frames)
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """16 kHz mono float32 in, text out (empty for empty audio)."""
+    def transcribe(self, audio: np.ndarray, *, partial: bool = False, cancel: CancelToken | None = None) -> Transcript:
+        """16 kHz mono float32 in, text out (empty for empty audio); see SpeechRecognizer.
+
+        Greedy CTC/transducer search cannot loop, so partials decode like finals. Not cancellable
+        mid-decode: a cancelled decode finishes, then raises DecodeCancelled.
+        """
         if np.asarray(audio).size == 0:
             return Transcript(text="", tokens=())
         tokens = self.token_ids(audio)
+        if cancel is not None and cancel.cancelled:
+            raise DecodeCancelled(self.name)
         return Transcript(text=self.detokenizer.decode(tokens).strip(), tokens=tuple(tokens))

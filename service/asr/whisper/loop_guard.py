@@ -1,22 +1,32 @@
-"""Spotting a greedy decoder stuck in a loop ("has never been surpassed. Has never been surpassed. …").
+"""Whisper's guards against a greedy decoder stuck in a loop ("has never been surpassed. Has never …").
 
-Whisper on audio that ends right at the last word (and more so with a trimmed encoder window)
-can repeat its last phrase until the token limit: seconds of decoding and garbage text. A phrase
-of `min_period` or more tokens three times in a row, back to back, is taken as such a loop (twice
-happens in real speech: "can you hear me? can you hear me?"); the third copy goes and decoding
-stops, so a loop costs two copies of text at most and speech said twice is never cut.
+Whisper on audio that ends right at the last word (more so with a trimmed encoder window, and on
+partial captions, whose audio is cut off mid-word) can repeat its last phrase until the token
+limit: seconds of decoding and garbage text. Three guards, all here:
+- while decoding, `loop_start`: a phrase of MIN_PERIOD or more tokens three times back to back is a
+  loop (twice happens in real speech: "can you hear me? can you hear me?"); the third copy goes
+  and decoding stops, so a loop costs two copies of text at most and speech said twice is kept;
+- a token cap per second of audio (`final_token_cap`, `partial_token_cap`), far above speech;
+- after a decode that hit its cap, `strip_repeats` cuts a word-level loop off the end.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+from subtone.service.asr.words import word_key
+from subtone.service.audio import SAMPLE_RATE
+
 MIN_PERIOD = 3
-"""Shorter repeats ("very very", "no no") are real speech often enough."""
+"""Shorter token repeats ("very very", "no no") are real speech often enough."""
 MAX_PERIOD = 40
-
-
 REPEATS = 3
+
+MAX_LOOP_WORDS = 8
+"""Longest repeated phrase (in words) that `strip_repeats` looks for."""
+FINAL_TOKENS_PER_S = 12.0
+"""Token cap of a final decode per second of audio (plus a few): about twice fast speech."""
 
 
 def loop_start(tokens: Sequence[int], min_period: int = MIN_PERIOD, max_period: int = MAX_PERIOD) -> int | None:
@@ -27,3 +37,29 @@ def loop_start(tokens: Sequence[int], min_period: int = MIN_PERIOD, max_period: 
         if all(tokens[n - k * period : n - (k - 1) * period] == last for k in range(2, REPEATS + 1)):
             return n - period
     return None
+
+
+def strip_repeats(text: str, min_repeats: int = 1) -> str:
+    """Cut a decoder loop off the end: "and so my fellow and so my fellow and so" → "and so my fellow".
+
+    A loop of period p is a tail where every word equals the word p before it; it is cut when it
+    holds at least `min_repeats` whole repeats of the phrase.
+    """
+    words = text.split()
+    keys = [word_key(w) for w in words]
+    best = len(words)
+    for period in range(1, min(MAX_LOOP_WORDS, len(words) // 2) + 1):
+        run = 0
+        while run < len(words) - period and keys[-1 - run] == keys[-1 - run - period]:
+            run += 1
+        if run >= min_repeats * period:
+            best = min(best, len(words) - run)
+    return " ".join(words[:best])
+
+
+def final_token_cap(samples: int) -> int:
+    return 8 + math.ceil(FINAL_TOKENS_PER_S * samples / SAMPLE_RATE)
+
+
+def partial_token_cap(samples: int, tokens_per_s: float) -> int:
+    return 4 + math.ceil(tokens_per_s * samples / SAMPLE_RATE)

@@ -10,6 +10,7 @@ audio_ctx: the positional embedding is sliced to match inside the graph.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ from subtone.service.asr.whisper.decoder_steps import steps_for
 from subtone.service.errors import SubtoneError
 from subtone.service.models.registry import ModelEntry
 from subtone.service.models.onnx_session import SessionInfo, create_session
-from subtone.service.asr.recognizer import Transcript
-from subtone.service.asr.whisper.repetition import loop_start
+from subtone.service.asr.recognizer import CancelToken, DecodeCancelled, RecognizerCapabilities, Transcript
+from subtone.service.asr.whisper.loop_guard import final_token_cap, loop_start, partial_token_cap, strip_repeats
 from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
 from subtone.service.asr.whisper.tokenizer import SpecialTokens, WhisperTokenizer
 
@@ -47,21 +48,24 @@ class WhisperOptions:
     """... and the mean token log-probability is below this."""
     trim_encoder: bool = True
     """Encode only the audio's length (+5 s, rounded up to 1 s) instead of a full 30 s window."""
+    max_partial_tokens_per_s: float = 6.0
+    """Token cap of a partial caption's decode per second of audio (plus a few)."""
     silence_gate_dbfs: float = -60.0
     """RMS level under which audio is silence and no model runs."""
     stop_on_repeat: bool = True
     """End a window's decoding when the text repeats a phrase back to back, and drop the repeat
-    (subtone.service.asr.whisper.repetition): tiny.en with a trimmed window loops on many clips otherwise."""
+    (subtone.service.asr.whisper.loop_guard): tiny.en with a trimmed window loops on many clips otherwise."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "WhisperOptions":
-        asr = settings.asr
+        whisper = settings.asr.whisper
         return cls(
-            max_tokens=asr.max_tokens,
-            no_speech_threshold=asr.no_speech_threshold,
-            logprob_threshold=asr.logprob_threshold,
-            trim_encoder=asr.trim_encoder,
-            silence_gate_dbfs=asr.silence_gate_dbfs,
+            max_tokens=whisper.max_tokens,
+            no_speech_threshold=whisper.no_speech_threshold,
+            logprob_threshold=whisper.logprob_threshold,
+            trim_encoder=whisper.trim_encoder,
+            max_partial_tokens_per_s=whisper.max_partial_tokens_per_s,
+            silence_gate_dbfs=settings.asr.silence_gate_dbfs,
         )
 
 
@@ -86,6 +90,8 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
 
 class WhisperRecognizer:
     """Transcribes 16 kHz mono float32 audio; sessions and masks are built once and reused."""
+
+    capabilities = RecognizerCapabilities(cancellable=True)
 
     def __init__(
         self,
@@ -169,12 +175,38 @@ class WhisperRecognizer:
             session_info,
         )
 
-    def transcribe(self, audio: np.ndarray, max_tokens: int | None = None, run_options=None) -> Transcript:
+    def transcribe(self, audio: np.ndarray, *, partial: bool = False, cancel: CancelToken | None = None) -> Transcript:
+        """Text for `audio` with the loop guards applied (see SpeechRecognizer and loop_guard).
+
+        A final's tokens are capped at FINAL_TOKENS_PER_S of audio; a partial's (audio cut off
+        mid-word loops more) at `max_partial_tokens_per_s`, and its text always loses a trailing loop.
+        """
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if partial:
+            cap = partial_token_cap(audio.size, self.options.max_partial_tokens_per_s)
+        else:
+            cap = final_token_cap(audio.size)
+        try:
+            result = self.decode(audio, cap, cancel.run_options() if cancel is not None else None)
+        except Exception:
+            if cancel is not None and cancel.cancelled:  # ONNX Runtime's error for a terminated run
+                raise DecodeCancelled(self.name) from None
+            raise
+        if cancel is not None and cancel.cancelled:
+            raise DecodeCancelled(self.name)
+        text = result.text.strip()
+        if partial:
+            text = strip_repeats(text)
+        elif len(result.tokens) >= cap - 1:  # ran into the cap: most likely a loop the token guard missed
+            text = strip_repeats(text, min_repeats=2)
+            log.warning("%s: decode hit its %d-token cap; loop cut", self.name, cap)
+        return dataclasses.replace(result, text=text)
+
+    def decode(self, audio: np.ndarray, max_tokens: int | None = None, run_options=None) -> Transcript:
         """Text for `audio`; empty for silence (energy gate) or when Whisper's no-speech rule fires.
 
-        `max_tokens` lowers the per-window token cap (partial captions: speech cut off mid-word
-        can make the decoder loop until the cap). `run_options` (onnxruntime.RunOptions) lets
-        another thread abort the decode by setting its `terminate` (a partial when a final waits).
+        `max_tokens` lowers the per-window token cap. `run_options` (onnxruntime.RunOptions) lets
+        another thread abort the decode by setting its `terminate`.
         """
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if rms_dbfs(audio) < self.options.silence_gate_dbfs:

@@ -1,0 +1,113 @@
+"""Running the models for one job: a final caption, or a partial one. No threads, no scheduling."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+import numpy as np
+
+from subtone.service.asr.recognizer import CancelToken, SpeechRecognizer
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.captioning.stream import UtteranceStream
+from subtone.service.events import Caption
+
+log = logging.getLogger(__name__)
+
+MIN_FINAL_SAMPLES = SAMPLE_RATE // 10
+"""Under 0.1 s there is no word to find."""
+
+
+class EmotionClassifier(Protocol):
+    def classify(self, audio: np.ndarray) -> Any:
+        """An object with `.label` and `.scores` (subtone.service.emotion.recognizer.EmotionResult),
+        or None when the audio is too short or quiet to tell."""
+        ...
+
+
+@dataclass(frozen=True)
+class Emotion:
+    label: str | None = None
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+
+def classify_emotion(emotion: EmotionClassifier | None, audio: np.ndarray, utterance_id: int) -> Emotion:
+    """The emotion of `audio`; an empty Emotion when there is no model, too little signal, or it fails."""
+    if emotion is None:
+        return Emotion()
+    try:
+        result = emotion.classify(audio)
+    except Exception:  # the caption matters more than its color
+        log.exception("emotion for utterance %d failed; caption without emotion", utterance_id)
+        return Emotion()
+    return Emotion() if result is None else Emotion(result.label, dict(result.scores))
+
+
+def final_caption(
+    stream: UtteranceStream, recognizer: SpeechRecognizer, emotion: EmotionClassifier | None
+) -> Caption | None:
+    """The final caption of a finished utterance; None when it holds no speech."""
+    audio = stream.audio()
+    if audio.size < MIN_FINAL_SAMPLES:
+        return None
+    t0 = time.perf_counter()
+    text = recognizer.transcribe(audio).text.strip()
+    t1 = time.perf_counter()
+    if not text:
+        log.info("utterance %d: no speech (%.2f s decode)", stream.utterance_id, t1 - t0)
+        return None
+    mood = classify_emotion(emotion, audio, stream.utterance_id)
+    log.info(
+        "utterance %d: %.1f s audio, asr %.3f s, emotion %.3f s",
+        stream.utterance_id,
+        audio.size / SAMPLE_RATE,
+        t1 - t0,
+        time.perf_counter() - t1,
+    )
+    return Caption(
+        utterance_id=stream.utterance_id,
+        text=text,
+        is_final=True,
+        t_start=stream.t_start,
+        t_end=stream.t_end,
+        emotion=mood.label,
+        scores=mood.scores,
+        stable_text=text,
+    )
+
+
+def partial_caption(
+    stream: UtteranceStream,
+    audio: np.ndarray,
+    recognizer: SpeechRecognizer,
+    emotion: EmotionClassifier | None,
+    cancel: CancelToken,
+) -> Caption | None:
+    """A partial caption of an open utterance from `audio` (its audio so far); None when nothing to show.
+
+    Raises DecodeCancelled when `cancel` fires (a final preempted it).
+    """
+    track = stream.partial
+    assert track is not None
+    hypothesis = recognizer.transcribe(audio, partial=True, cancel=cancel).text.strip()
+    label, scores = track.emotion, {}
+    if hypothesis:
+        mood = classify_emotion(emotion, audio, stream.utterance_id)
+        if mood.label is not None:
+            scores = dict(mood.scores)
+            label = track.update_emotion(scores)
+    shown = track.update_text(hypothesis)
+    if not shown.text:
+        return None
+    return Caption(
+        utterance_id=stream.utterance_id,
+        text=shown.text,
+        is_final=False,
+        t_start=stream.t_start,
+        t_end=stream.t_start + audio.size / SAMPLE_RATE,
+        emotion=label,
+        scores=scores,
+        stable_text=shown.committed,
+    )

@@ -1,0 +1,113 @@
+"""The controller's wiring (trigger thread → worker → captions and states) with the scripted fake
+recognizer and voice detector, in milliseconds. Blocks carry past timestamps and keys are pressed
+at chosen times, so no real-time pacing is needed; the real model and real key timing are in
+test_controller.py."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import numpy as np
+import pytest
+
+from fakes import LoudIsVoice, ScriptedRecognizer, quiet, speech, talk
+from subtone.config import load_settings
+from subtone.service.app.controller import Controller, ModelSet
+from subtone.service.audio import SAMPLE_RATE
+from subtone.service.events import AudioBlock, ServiceState
+
+BLOCK = 480
+WAIT_S = 10.0
+
+
+class QueueSource:
+    def __init__(self) -> None:
+        self.blocks: queue.Queue = queue.Queue()
+        self.device_name = "test queue"
+        self.t = time.monotonic() - 60.0  # audio "heard" a minute ago: keys can be placed anywhere in it
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        return True
+
+    def set_device(self, spec: str) -> None: ...
+
+    def play(self, audio: np.ndarray) -> tuple[float, float]:
+        t0 = self.t
+        for i in range(0, len(audio) - BLOCK + 1, BLOCK):
+            self.blocks.put(AudioBlock(audio[i : i + BLOCK], self.t))
+            self.t += BLOCK / SAMPLE_RATE
+        return t0, self.t
+
+
+def wait_for(predicate) -> bool:
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.fixture()
+def running():
+    def make(mode: str, models=None):
+        settings = load_settings(overrides={"trigger.mode": mode, "streaming.enabled": False})
+        source, captions, states = QueueSource(), [], []
+        models = models or (lambda: ModelSet(ScriptedRecognizer(), None, ""))
+        ctl = Controller(settings, source, captions.append, states.append, models=models, voice_detector=LoudIsVoice())
+        ctl.start()
+        assert ctl.worker.models_ready.wait(WAIT_S)
+        made.append(ctl)
+        return ctl, source, captions, states
+
+    made: list[Controller] = []
+    yield make
+    for ctl in made:
+        assert ctl.stop()
+
+
+def test_push_to_talk_captions_what_is_said_while_the_key_is_down(running):
+    ctl, source, captions, states = running("push-to-talk")
+    source.play(quiet(0.5))
+    t_press, _ = source.play(speech(7, 1.0))
+    ctl.trigger.press(t_press)
+    _, t_release = source.play(speech(8, 1.0))
+    ctl.trigger.release(t_release)
+    source.play(quiet(1.0))
+    assert wait_for(lambda: captions)
+    assert captions[0].text.split()[-2:] == ["w7", "w8"]  # pre-roll may bring a little silence, no other words
+    assert wait_for(lambda: ctl.state().state is ServiceState.LISTENING)
+    assert ServiceState.HEARING in {s.state for s in states}
+
+
+def test_switching_mode_mid_utterance_captions_what_was_heard(running):
+    ctl, source, captions, states = running("voice")
+    source.play(quiet(2.0))
+    source.play(talk(1.5))
+    assert wait_for(lambda: ctl.state().state is ServiceState.HEARING)
+    ctl.set_mode("push-to-talk")
+    source.play(talk(1.0))
+    assert wait_for(lambda: len(captions) == 1)
+    assert captions[0].is_final and ctl.mode == "push-to-talk"
+    assert wait_for(lambda: ctl.state().state is ServiceState.LISTENING)
+
+
+def test_listening_off_shows_idle_and_captions_nothing(running):
+    ctl, source, captions, states = running("voice")
+    ctl.set_listening(False)
+    source.play(quiet(1.0))
+    source.play(talk(2.0))
+    source.play(quiet(1.0))
+    assert wait_for(lambda: source.blocks.empty())
+    assert ctl.state().state is ServiceState.IDLE and captions == []
+
+
+def test_a_model_that_fails_to_load_shows_as_an_error(running):
+    def broken():
+        raise FileNotFoundError("speech model 'x' missing")
+
+    ctl, *_ = running("voice", models=broken)
+    assert ctl.state().state is ServiceState.ERROR and "speech model 'x' missing" in ctl.state().detail
