@@ -267,9 +267,15 @@ class Daemon:
         if self.history:
             self.history.close()
         left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
-        log.info("stopped %s; threads still running: %s", "cleanly" if clean else "with a timeout", left or "none")
+        lost = float(getattr(self.source, "lost_seconds", 0.0))
+        log.info(
+            "stopped %s; threads still running: %s; audio lost: %.1f s",
+            "cleanly" if clean else "with a timeout",
+            left or "none",
+            lost,
+        )
         if self.event_log:
-            self.event_log.exit(clean, left)
+            self.event_log.exit(clean, left, lost)
             self.event_log.close()
 
     # -- tray ----------------------------------------------------------------------------

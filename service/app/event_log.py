@@ -41,9 +41,9 @@ class EventLog:
         """Written once everything has started (the hotkey listener included)."""
         self._write({"type": "ready", "hotkey": hotkey, "source": source})
 
-    def exit(self, clean: bool, threads: list[str]) -> None:
-        """The last line: whether every thread ended, and the names of any still running."""
-        self._write({"type": "exit", "clean": clean, "threads": threads})
+    def exit(self, clean: bool, threads: list[str], audio_lost_s: float = 0.0) -> None:
+        """The last line: whether every thread ended, the names of any still running, audio thrown away."""
+        self._write({"type": "exit", "clean": clean, "threads": threads, "audio_lost_s": round(audio_lost_s, 3)})
 
     def note(self, text: str) -> None:
         self._write({"type": "note", "text": text})

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_SECONDS = 10.0
 """Blocks kept when nobody reads them; the oldest go first."""
+LOST_REPORT_S = 0.5
+"""Lost audio is logged again after this much more is lost."""
 STALL_S = 2.0
 """An open stream that delivers nothing for this long is treated as lost and reopened."""
 BACKOFF_START_S = 0.5
@@ -127,10 +129,6 @@ class BlockCutter:
         self._t: float | None = None
         """Time of the first pending sample."""
 
-    def reset(self) -> None:
-        self._pending = np.zeros(0, dtype=np.float32)
-        self._t = None
-
     def cut(self, samples: np.ndarray, t_estimate: float) -> list[AudioBlock]:
         if self._t is None:
             self._t = t_estimate
@@ -151,11 +149,11 @@ class BlockCutter:
 
 
 class _BoundedBlocks:
-    """A queue that drops its oldest block instead of blocking the producer."""
+    """A queue that drops its oldest block instead of blocking the producer (counted in `dropped_samples`)."""
 
     def __init__(self, maxsize: int) -> None:
         self.queue: queue.Queue[AudioBlock] = queue.Queue(maxsize=maxsize)
-        self.dropped = 0
+        self.dropped_samples = 0
 
     def put(self, block: AudioBlock) -> None:
         while True:
@@ -164,8 +162,7 @@ class _BoundedBlocks:
                 return
             except queue.Full:
                 try:
-                    self.queue.get_nowait()
-                    self.dropped += 1
+                    self.dropped_samples += self.queue.get_nowait().samples.size
                 except queue.Empty:
                     pass
 
@@ -212,7 +209,8 @@ class MicrophoneCapture(_CaptureThread):
         self._out = _BoundedBlocks(int(QUEUE_SECONDS * 1000 / block_ms))
         self.blocks = self._out.queue
         self._raw: queue.Queue[tuple[np.ndarray, float]] = queue.Queue(maxsize=int(QUEUE_SECONDS * 1000 / block_ms))
-        self._raw_dropped = 0
+        self._raw_dropped_frames = 0
+        self._lost_reported_s = 0.0
         self._stop = threading.Event()
         self._reopen = threading.Event()
         self._thread: threading.Thread | None = None
@@ -234,7 +232,20 @@ class MicrophoneCapture(_CaptureThread):
         try:
             self._raw.put_nowait((indata.copy(), time.monotonic() - frames / (self.stream_rate or SAMPLE_RATE)))
         except queue.Full:
-            self._raw_dropped += 1
+            self._raw_dropped_frames += frames
+
+    @property
+    def lost_seconds(self) -> float:
+        """Audio thrown away since start because a consumer fell more than QUEUE_SECONDS behind."""
+        rate = self.stream_rate or SAMPLE_RATE
+        return self._raw_dropped_frames / rate + self._out.dropped_samples / SAMPLE_RATE
+
+    def _log_lost_audio(self) -> None:
+        """One warning per LOST_REPORT_S of newly lost audio, so lost speech shows in the log."""
+        lost = self.lost_seconds
+        if lost - self._lost_reported_s >= LOST_REPORT_S:
+            log.warning("audio lost: %.1f s in all so far (the trigger or the capture fell behind)", lost)
+            self._lost_reported_s = lost
 
     # -- the capture thread ------------------------------------------------------------
     def _run(self) -> None:
@@ -260,7 +271,7 @@ class MicrophoneCapture(_CaptureThread):
                 backoff = BACKOFF_START_S
                 continue
             backoff = min(backoff * 2, self._backoff_max_s)
-        log.info("capture stopped")
+        log.info("capture stopped; audio lost: %.1f s", self.lost_seconds)
 
     def _report(self, message: str | None) -> None:
         if message == self.error:
@@ -325,6 +336,7 @@ class MicrophoneCapture(_CaptureThread):
                 mono = resampler.resample_chunk(mono)
             for block in cutter.cut(np.ascontiguousarray(mono, dtype=np.float32), t):
                 self._out.put(block)
+            self._log_lost_audio()
         return None
 
 

@@ -8,8 +8,9 @@ import platform
 
 import onnxruntime as ort
 
-from subtone.config import user_config_path
-from subtone.service.cli.common import settings_from_args
+from pathlib import Path
+
+from subtone.config import settings_from_args, user_config_path
 from subtone.service.models.registry import list_models, model_problems
 from subtone.service.models.onnx_session import resolve_providers
 
@@ -39,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     chosen, reason = resolve_providers(settings.runtime.providers)
     print(f"providers    available: {', '.join(ort.get_available_providers())}")
     print(f"             chosen: {chosen[0]}" + (f" ({reason})" if reason else ""))
-    print(f"config       {user_config_path()}" + ("" if user_config_path().exists() else " (not created; defaults in use)"))
+    config = Path(args.config) if getattr(args, "config", None) else user_config_path()
+    print(f"config       {config}" + ("" if config.exists() else " (not created; defaults in use)"))
     _print_inputs()
     models_dir = settings.models_dir()
     print(f"models       {models_dir}")
