@@ -1,0 +1,1 @@
+"""ASR evaluation used by bench/ and the tests: WER, English text normalisation, pipeline replay."""

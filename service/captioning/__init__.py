@@ -1,0 +1,1 @@
+"""Utterances to captions: per-utterance streams, the scheduling policy, partial-caption logic, the worker thread."""
