@@ -45,20 +45,37 @@ def padded_clip(src: Path, dest: Path, before_s: float, after_s: float, noise_db
     return dest
 
 
-def noise_file(dest: Path, seconds: float, dbfs: float, kind: str = "pink") -> Path:
+def noise(seconds: float, dbfs: float, kind: str = "pink") -> np.ndarray:
+    """Steady white or pink noise at `dbfs` (RMS), 16 kHz float32; the same every time."""
     rng = np.random.default_rng(5)
     n = int(seconds * SAMPLE_RATE)
     if kind == "pink":
         spectrum = np.fft.rfft(rng.standard_normal(n))
         f = np.arange(spectrum.size, dtype=float)
         f[0] = 1.0
-        noise = np.fft.irfft(spectrum / np.sqrt(f), n)
+        out = np.fft.irfft(spectrum / np.sqrt(f), n)
     elif kind == "white":
-        noise = rng.standard_normal(n)
+        out = rng.standard_normal(n)
     else:
         raise ValueError(kind)
-    sf.write(dest, (noise / noise.std() * 10 ** (dbfs / 20)).astype(np.float32), SAMPLE_RATE)
+    return (out / out.std() * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+def fade_in(audio: np.ndarray, seconds: float, from_db: float) -> np.ndarray:
+    """The first `seconds` rise steadily in dB from `from_db` (relative) to full level, as a fan spins up."""
+    n = min(audio.size, int(seconds * SAMPLE_RATE))
+    gain = np.ones(audio.size, dtype=np.float32)
+    gain[:n] = 10 ** (np.linspace(from_db, 0.0, n) / 20)
+    return audio * gain
+
+
+def write_wav(dest: Path, audio: np.ndarray) -> Path:
+    sf.write(dest, audio.astype(np.float32), SAMPLE_RATE)
     return dest
+
+
+def noise_file(dest: Path, seconds: float, dbfs: float, kind: str = "pink") -> Path:
+    return write_wav(dest, noise(seconds, dbfs, kind))
 
 
 class LiveDaemon:
