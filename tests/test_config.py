@@ -2,7 +2,10 @@ from pathlib import Path
 
 import pytest
 
+import tomllib
+
 from subtone.config import ConfigError, load_settings
+from subtone.config.settings import DEFAULT_TOML
 
 
 def _user(tmp_path: Path, text: str) -> Path:
@@ -12,9 +15,12 @@ def _user(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_load_from_default_toml(tmp_path):
+    defaults = tomllib.loads(DEFAULT_TOML.read_text(encoding="utf-8"))
     s = load_settings(_user(tmp_path, ""))
-    assert s.asr.model == "whisper-tiny.en-int8"
-    assert s.runtime.providers == ("cuda", "cpu")
+    assert s.asr.model == defaults["asr"]["model"]
+    assert s.runtime.providers == tuple(defaults["runtime"]["providers"])
+    assert s.asr.whisper.max_tokens == defaults["asr"]["whisper"]["max_tokens"]
+    assert s.vad.end_silence_ms == defaults["vad"]["end_silence_ms"]
 
 
 def test_user_file_overrides_defaults_and_cli_overrides_both(tmp_path):

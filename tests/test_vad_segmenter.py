@@ -149,3 +149,18 @@ def test_block_size_does_not_matter():
     a = [(round(u[0], 3), round(u[1], 3)) for u in utterances(run(audio, block=480)[1])]
     b = [(round(u[0], 3), round(u[1], 3)) for u in utterances(run(audio, block=1234)[1])]
     assert a == b and len(a) == 1
+
+
+def test_a_steady_noise_starting_anywhere_in_a_frame_starts_no_utterance():
+    """A fan switching on: its first, partly filled frame must not pass for a rising syllable."""
+    settings = vad_settings()
+    n = 3 * SAMPLE_RATE
+    fan = pink_noise(3.0, -27.0)
+    frame = SAMPLE_RATE * settings.frame_ms // 1000
+    started = []
+    for offset in range(0, frame, 4):
+        audio = np.concatenate([np.zeros(n - frame + offset, np.float32), fan])
+        _, events = run(audio, settings, block=len(audio))
+        if any(isinstance(e, UtteranceStarted) for e in events):
+            started.append(offset)
+    assert started == []
