@@ -2,10 +2,8 @@ from pathlib import Path
 
 import pytest
 
-import tomllib
-
 from subtone.config import ConfigError, load_settings
-from subtone.config.settings import DEFAULT_TOML
+from subtone.config.settings import DEFAULT_TOML, tomllib
 
 
 def _user(tmp_path: Path, text: str) -> Path:
