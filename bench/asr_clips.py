@@ -35,6 +35,8 @@ class Clip:
     """The row's `corpus` field, else the name of the folder holding the audio file."""
     audio: np.ndarray
     """16 kHz mono float32."""
+    lang: str = "en"
+    """The row's `lang` field: "ko" clips are scored by characters (CER), others by words."""
 
     @property
     def seconds(self) -> float:
@@ -58,7 +60,8 @@ def read_clips(manifest: Path, limit: int = 0) -> list[Clip]:
                 f"{manifest}:{number} is not a JSON object with 'audio' and 'text' fields"
             ) from None
         path = manifest.parent / rel
-        clips.append(Clip(path, text, str(row.get("corpus") or path.parent.name), load_audio(path)))
+        source = str(row.get("corpus") or path.parent.name)
+        clips.append(Clip(path, text, source, load_audio(path), str(row.get("lang") or "en")))
         if limit and len(clips) >= limit:
             break
     if not clips:

@@ -1,11 +1,14 @@
-"""Word error rate of a subtone recognizer over a manifest.jsonl, per source and in total.
+"""Word (or, for Korean, character) error rate of a subtone recognizer over a manifest.jsonl, per source and in total.
 
     python bench/wer.py                                  # ../shared/data/asr-dev, the configured model
     python bench/wer.py --compare-trim --json wer.json   # trim_encoder on and off in one run
     python bench/wer.py --manifest other/manifest.jsonl --model whisper-tiny.en --set runtime.threads=2
+    python bench/wer.py --manifest ../shared/data/asr-dev/manifest-ko.jsonl --model whisper-base-int8
 
-Both texts go through subtone.export.evaluation.text_normalize.normalize_english before scoring; totals add
-the error counts of every clip and divide once.
+English texts go through subtone.export.evaluation.text_normalize.normalize_english and are
+compared word by word; rows with `lang` ko (or ja, zh) are compared by characters
+(subtone.export.evaluation.cer: letters and digits only). Totals add the error counts of every
+clip and divide once.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from asr_clips import (
 )
 
 from subtone.config import ConfigError
+from subtone.export.evaluation.cer import scored_characters
 from subtone.service.errors import SubtoneError
 from subtone.export.evaluation.text_normalize import normalize_english
 from subtone.export.evaluation.wer import ErrorCounts, align, count_errors, format_alignment
@@ -42,11 +46,17 @@ class ClipResult:
     counts: ErrorCounts
 
 
+CHARACTER_LANGUAGES = frozenset({"ko", "ja", "zh"})
+"""Scored by characters (CER): spacing is not a reliable word boundary there."""
+
+
+def units(text: str, lang: str) -> list[str]:
+    """What is compared: characters for CHARACTER_LANGUAGES, normalized English words otherwise."""
+    return scored_characters(text) if lang in CHARACTER_LANGUAGES else normalize_english(text).split()
+
+
 def score(clips: Sequence[Clip], hypotheses: Sequence[str]) -> list[ClipResult]:
-    return [
-        ClipResult(c, h, count_errors(normalize_english(c.text).split(), normalize_english(h).split()))
-        for c, h in zip(clips, hypotheses)
-    ]
+    return [ClipResult(c, h, count_errors(units(c.text, c.lang), units(h, c.lang))) for c, h in zip(clips, hypotheses)]
 
 
 def by_source(results: Sequence[ClipResult]) -> dict[str, ErrorCounts]:
@@ -58,7 +68,8 @@ def by_source(results: Sequence[ClipResult]) -> dict[str, ErrorCounts]:
 
 
 def print_table(variants: dict[str, list[ClipResult]]) -> None:
-    print(f"{'variant':<22} {'source':<24} {'clips':>5} {'words':>6} {'WER %':>7} {'sub':>4} {'del':>4} {'ins':>4}")
+    print(f"{'variant':<22} {'source':<24} {'clips':>5} {'units':>6} {'ERR %':>7} {'sub':>4} {'del':>4} {'ins':>4}"
+          "   (units: words; characters for ko/ja/zh, i.e. WER or CER)")
     for name, results in variants.items():
         clips_per_source = {s: sum(r.clip.source == s for r in results) for s in source_order([r.clip for r in results])}
         clips_per_source[TOTAL] = len(results)
@@ -108,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nerrors, {name}:")
             for r in results:
                 if r.counts.errors:
-                    words = align(normalize_english(r.clip.text).split(), normalize_english(r.hypothesis).split())
+                    words = align(units(r.clip.text, r.clip.lang), units(r.hypothesis, r.clip.lang))
                     print(f"  {r.clip.audio_path.name}: {format_alignment(words)}")
     if args.json:
         report = {"manifest": str(args.manifest), "model": model, "clips": len(clips),

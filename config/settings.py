@@ -62,6 +62,8 @@ class WhisperSettings:
 @dataclass(frozen=True)
 class AsrSettings:
     model: str
+    language: str
+    task: str = field(metadata=_choices("transcribe", "translate"))
     silence_gate_dbfs: float = field(metadata=_range(-120.0, 0.0))
     whisper: WhisperSettings
 
@@ -126,6 +128,7 @@ class OverlaySettings:
     fade_seconds: float = field(metadata=_range(0.0, 10.0))
     # The lower bound is palette.MIN_BACKDROP_OPACITY: below it the text colors lose WCAG AA contrast.
     backdrop_opacity: float = field(metadata=_range(0.8, 1.0))
+    show_language: bool
 
 
 @dataclass(frozen=True)

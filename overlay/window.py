@@ -110,7 +110,8 @@ class CaptionOverlay(QWidget):
         self._note_font = QFont(self._font)
         self._note_font.setPointSize(max(8, round(settings.font_size * 0.6)))
         label_metrics = QFontMetrics(self._label_font)
-        self._label_column = max(label_metrics.horizontalAdvance(self._prefix(st)) for st in palette.values())
+        # Room for the widest emotion label plus a language tag ("KO"), so every caption's text starts in one column.
+        self._label_column = max(label_metrics.horizontalAdvance(self._prefix(st, "WW")) for st in palette.values())
 
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
@@ -214,8 +215,12 @@ class CaptionOverlay(QWidget):
 
     # ----- layout -----
 
-    def _prefix(self, style: EmotionStyle) -> str:
-        return f"{style.glyph} {style.label}  " if style.label else ""
+    def _prefix(self, style: EmotionStyle, language: str = "") -> str:
+        """The label before a caption's first row: emotion glyph and word, then the language heard."""
+        parts = [f"{style.glyph} {style.label}"] if style.label else []
+        if language and self._settings.show_language:
+            parts.append(language.upper())
+        return "  ".join(parts) + "  " if parts else ""
 
     def _rows(self) -> list[_Row]:
         """Word-wrapped rows of every caption, newest last, cut to the configured number of lines."""
@@ -225,7 +230,7 @@ class CaptionOverlay(QWidget):
             font = self._font if line.caption.is_final else self._partial_font
             metrics = QFontMetrics(font)
             text = line.caption.text.strip() + ("" if line.caption.is_final else PARTIAL_MARK)
-            prefix = self._prefix(line.style)
+            prefix = self._prefix(line.style, line.caption.language)
             indent = self._label_column if prefix else 0
             available = width - indent
             current = ""
@@ -338,7 +343,7 @@ class CaptionOverlay(QWidget):
             if row.prefix:
                 painter.setFont(self._label_font)
                 painter.drawText(x, baseline, row.prefix)
-            if row.line.style.label:
+            if self._prefix(row.line.style, row.line.caption.language):
                 x += self._label_column  # text of every labeled row starts in one column
             words = row.text.split(" ")
             if row.stable:  # a partial's settled words: upright, as they will stay in the final

@@ -61,6 +61,8 @@ class Caption:
     emotion: str | None = None
     """One of EMOTIONS, or None when no emotion model runs."""
     scores: Mapping[str, float] = field(default_factory=dict)
+    language: str = ""
+    """The language heard ("en", "ko", …); "" when the model does not say."""
     stable_text: str = ""
     """Partials: the leading words of `text` that stay put (two decodes agreed); the rest of `text`
     is a tentative tail that may still change. Finals: equal to `text`. "" when nothing is stable."""

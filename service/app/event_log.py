@@ -31,6 +31,7 @@ class EventLog:
                 "t_end": round(caption.t_end, 4),
                 "emotion": caption.emotion,
                 "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
+                "language": caption.language,
             }
         )
 

@@ -57,6 +57,7 @@ class CaptionHistory:
             "text": caption.text,
             "emotion": caption.emotion,
             "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
+            "language": caption.language,
         }
         with self._lock:
             if self._file.closed:

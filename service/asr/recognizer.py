@@ -38,6 +38,10 @@ class Transcript:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     """Whisper's P(<|nospeech|>); 0 for families without it."""
+    language: str = ""
+    """The language heard (a code such as "en" or "ko"); "" when the model does not say."""
+    language_prob: float = 0.0
+    """How sure the model is of `language` (1.0 when it is fixed by the settings or the model)."""
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ def final_caption(
     if audio.size < MIN_FINAL_SAMPLES:
         return None
     t0 = time.perf_counter()
-    text = recognizer.transcribe(audio).text.strip()
+    transcript = recognizer.transcribe(audio)
+    text = transcript.text.strip()
     t1 = time.perf_counter()
     if not text:
         log.info("utterance %d: no speech (%.2f s decode)", stream.utterance_id, t1 - t0)
@@ -74,6 +75,7 @@ def final_caption(
         t_end=stream.t_end,
         emotion=mood.label,
         scores=mood.scores,
+        language=transcript.language,
         stable_text=text,
     )
 
@@ -91,7 +93,8 @@ def partial_caption(
     """
     track = stream.partial
     assert track is not None
-    hypothesis = recognizer.transcribe(audio, partial=True, cancel=cancel).text.strip()
+    transcript = recognizer.transcribe(audio, partial=True, cancel=cancel)
+    hypothesis = transcript.text.strip()
     label, scores = track.emotion, {}
     if hypothesis:
         mood = classify_emotion(emotion, audio, stream.utterance_id)
@@ -109,5 +112,6 @@ def partial_caption(
         t_end=stream.t_start + audio.size / SAMPLE_RATE,
         emotion=label,
         scores=scores,
+        language=transcript.language,
         stable_text=shown.committed,
     )

@@ -21,16 +21,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "transcribe",
         help="print what is said in audio files",
         description="Transcribe audio files (any rate, mono or stereo) with the configured model.",
-        epilog="example: subtone transcribe --json talk.wav > talk.jsonl",
+        epilog="examples: subtone transcribe --json talk.wav > talk.jsonl\n          subtone transcribe --language ko --task translate 회의.wav",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3 files")
     p.add_argument("--json", action="store_true", help="one JSON object per file: text, duration, timings")
     p.add_argument("--model", help="model name from models_onnx/manifest.json (default: asr.model)")
+    p.add_argument("--language", metavar="CODE", help="language spoken: auto (detect) or a code such as en, ko (default: asr.language)")
+    p.add_argument("--task", choices=("transcribe", "translate"), help="translate: English captions from any language (default: asr.task)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args, **{"asr.model": args.model})
+    settings = settings_from_args(args, **{"asr.model": args.model, "asr.language": args.language, "asr.task": args.task})
     entry = load_model(settings.models_dir(), settings.asr.model)
     recognizer = create_recognizer(entry, settings)
     emotion, why_not = load_emotion_recognizer(settings)
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
             row = {
                 "file": str(path),
                 "text": result.text,
+                "language": result.language,
+                "language_prob": round(result.language_prob, 4),
                 "duration_s": round(audio.size / SAMPLE_RATE, 3),
                 "model": entry.name,
                 "provider": recognizer.session_info.provider,

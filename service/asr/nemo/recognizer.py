@@ -208,4 +208,6 @@ class NemoRecognizer:
         tokens = self.token_ids(audio)
         if cancel is not None and cancel.cancelled:
             raise DecodeCancelled(self.name)
-        return Transcript(text=self.detokenizer.decode(tokens).strip(), tokens=tuple(tokens))
+        text = self.detokenizer.decode(tokens).strip()
+        known = self.language if self.language != "und" and text else ""
+        return Transcript(text=text, tokens=tuple(tokens), language=known, language_prob=1.0 if known else 0.0)

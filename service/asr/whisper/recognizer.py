@@ -26,6 +26,7 @@ from subtone.service.models.onnx_session import SessionInfo, create_session
 from subtone.service.asr.recognizer import CancelToken, DecodeCancelled, RecognizerCapabilities, Transcript
 from subtone.service.asr.whisper.loop_guard import final_token_cap, loop_start, partial_token_cap, strip_repeats
 from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
+from subtone.service.asr.whisper.language import LanguageGuess, LanguageSmoother, LanguageTokens, language_tokens
 from subtone.service.asr.whisper.tokenizer import SpecialTokens, WhisperTokenizer
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,10 @@ class WhisperOptions:
     """Token cap of a partial caption's decode per second of audio (plus a few)."""
     silence_gate_dbfs: float = -60.0
     """RMS level under which audio is silence and no model runs."""
+    language: str = "auto"
+    """"auto" or a language code (multilingual models; an English-only model hears "en")."""
+    task: str = "transcribe"
+    """"transcribe" or "translate" (to English)."""
     stop_on_repeat: bool = True
     """End a window's decoding when the text repeats a phrase back to back, and drop the repeat
     (subtone.service.asr.whisper.loop_guard): tiny.en with a trimmed window loops on many clips otherwise."""
@@ -66,6 +71,8 @@ class WhisperOptions:
             trim_encoder=whisper.trim_encoder,
             max_partial_tokens_per_s=whisper.max_partial_tokens_per_s,
             silence_gate_dbfs=settings.asr.silence_gate_dbfs,
+            language=settings.asr.language,
+            task=settings.asr.task,
         )
 
 
@@ -105,6 +112,8 @@ class WhisperRecognizer:
         dims: dict,
         options: WhisperOptions,
         session_info: SessionInfo,
+        languages: LanguageTokens | None = None,
+        model_language: str = "en",
     ):
         self.name = name
         self.session_info = session_info
@@ -124,6 +133,10 @@ class WhisperRecognizer:
         empty = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
         self._empty_cache = {name: empty for name in self._self_names}
         self._token = np.zeros((1, 1), dtype=np.int64)
+        self._languages = languages or LanguageTokens({}, self._special.sot, self._special.no_timestamps, {})
+        self._model_language = model_language
+        self.language_smoother = LanguageSmoother()
+        """The conversation's language so far (auto-detect with a multilingual model)."""
         # On CUDA the KV cache stays on the GPU between steps (I/O binding); plain numpy on the CPU.
         self._steps = steps_for(session_info.provider, encoder, decoder, self._cross_names, self._self_names)
 
@@ -161,6 +174,9 @@ class WhisperRecognizer:
         suppress_begin = suppress.copy()
         suppress_begin[[t for t in info.get("suppress_tokens_begin", []) if 0 <= t < n_vocab]] = True
         options = WhisperOptions.from_settings(settings)
+        codes = tuple(str(c) for c in info.get("languages", ()))
+        languages = language_tokens(info["special_tokens"], tokenizer.token_id, codes)
+        languages.check(entry.name, options.language, options.task, codes)
         log.debug("%s ready: %s", entry.name, options)
         return cls(
             entry.name,
@@ -173,6 +189,8 @@ class WhisperRecognizer:
             dims,
             options,
             session_info,
+            languages,
+            codes[0] if len(codes) == 1 else "",
         )
 
     def transcribe(self, audio: np.ndarray, *, partial: bool = False, cancel: CancelToken | None = None) -> Transcript:
@@ -187,7 +205,7 @@ class WhisperRecognizer:
         else:
             cap = final_token_cap(audio.size)
         try:
-            result = self.decode(audio, cap, cancel.run_options() if cancel is not None else None)
+            result = self.decode(audio, cap, cancel.run_options() if cancel is not None else None, commit=not partial)
         except Exception:
             if cancel is not None and cancel.cancelled:  # ONNX Runtime's error for a terminated run
                 raise DecodeCancelled(self.name) from None
@@ -202,11 +220,13 @@ class WhisperRecognizer:
             log.warning("%s: decode hit its %d-token cap; loop cut", self.name, cap)
         return dataclasses.replace(result, text=text)
 
-    def decode(self, audio: np.ndarray, max_tokens: int | None = None, run_options=None) -> Transcript:
+    def decode(self, audio: np.ndarray, max_tokens: int | None = None, run_options=None, commit: bool = True) -> Transcript:
         """Text for `audio`; empty for silence (energy gate) or when Whisper's no-speech rule fires.
 
         `max_tokens` lowers the per-window token cap. `run_options` (onnxruntime.RunOptions) lets
-        another thread abort the decode by setting its `terminate`.
+        another thread abort the decode by setting its `terminate`. The language is chosen on the
+        first window; `commit` lets this decode move the conversation's language (finals do,
+        partials do not).
         """
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if rms_dbfs(audio) < self.options.silence_gate_dbfs:
@@ -216,20 +236,41 @@ class WhisperRecognizer:
         tokens: list[int] = []
         logprobs: list[float] = []
         no_speech: list[float] = []
+        guess: LanguageGuess | None = None
         for start in range(0, max(content, 1), CHUNK_FRAMES):
-            window = self._window(mel, start, min(CHUNK_FRAMES, content - start))
-            result = self.decode_mel(window, max_tokens, run_options)
+            window = _even(self._window(mel, start, min(CHUNK_FRAMES, content - start)))
+            self._steps.encode(window, run_options)
+            guess = guess or self._language(run_options, commit)
+            result = self._greedy(self._prompt_for(guess), max_tokens, run_options)
             no_speech.append(result.no_speech_prob)
             if self._is_silence(result):
                 continue
             tokens.extend(result.tokens)
             logprobs.append(result.avg_logprob)
+        text = self.tokenizer.decode(tokens)
         return Transcript(
-            text=self.tokenizer.decode(tokens),
+            text=text,
             tokens=tuple(tokens),
             avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
             no_speech_prob=float(min(no_speech)) if no_speech else 1.0,
+            language=guess.code if guess and text else "",
+            language_prob=guess.prob if guess and text else 0.0,
         )
+
+    def _language(self, run_options, commit: bool) -> LanguageGuess:
+        """The language of the encoded window: fixed, the model's only one, or detected."""
+        if not self._languages.multilingual:
+            return LanguageGuess(self._model_language or "en", 1.0)
+        if self.options.language != "auto":
+            return LanguageGuess(self.options.language, 1.0)
+        sot = np.array([[self._special.sot]], dtype=np.int64)
+        logits = self._steps.first(sot, self._empty_cache, run_options)
+        return self.language_smoother.choose(self._languages.probabilities(logits[0, -1]), commit)
+
+    def _prompt_for(self, guess: LanguageGuess) -> np.ndarray:
+        if not self._languages.multilingual:
+            return self._prompt
+        return np.array([self._languages.prompt(guess.code, self.options.task)], dtype=np.int64)
 
     def _window(self, mel: np.ndarray, start: int, content: int) -> np.ndarray:
         frames = CHUNK_FRAMES
@@ -247,15 +288,17 @@ class WhisperRecognizer:
         )
 
     def decode_mel(self, mel: np.ndarray, max_tokens: int | None = None, run_options=None) -> WindowResult:
-        """Greedy decoding of one window's log-mel [1, 80, F] (F ≤ 3000, even)."""
-        if mel.shape[-1] < CHUNK_FRAMES:  # the trimmed window must stay even for the stride-2 conv
-            mel = mel[..., : mel.shape[-1] - mel.shape[-1] % 2]
+        """Greedy decoding of one window's log-mel [1, 80, F] (F ≤ 3000) with the model's default prompt."""
+        self._steps.encode(_even(mel), run_options)
+        return self._greedy(self._prompt, max_tokens, run_options)
+
+    def _greedy(self, prompt: np.ndarray, max_tokens: int | None, run_options) -> WindowResult:
+        """Greedy decoding over the window `encode` saw last, after `prompt` [1, P]."""
         steps = self._steps
-        steps.encode(mel, run_options)
-        logits = steps.first(self._prompt, self._empty_cache, run_options)
+        logits = steps.first(prompt, self._empty_cache, run_options)
         no_speech_prob = float(np.exp(_log_softmax(logits[0, 0])[self._special.no_speech]))
         step_logits = logits[0, -1]
-        limit = min(max_tokens or self.options.max_tokens, self.options.max_tokens, self._n_text_ctx - self._prompt.shape[1])
+        limit = min(max_tokens or self.options.max_tokens, self.options.max_tokens, self._n_text_ctx - prompt.shape[1])
         tokens: list[int] = []
         sum_logprob = 0.0
         for step in range(limit + 1):
@@ -277,3 +320,10 @@ class WhisperRecognizer:
             avg_logprob=sum_logprob / (len(tokens) + 1),
             no_speech_prob=no_speech_prob,
         )
+
+
+def _even(mel: np.ndarray) -> np.ndarray:
+    """A trimmed window must hold an even number of frames for the stride-2 convolution."""
+    if mel.shape[-1] < CHUNK_FRAMES:
+        return mel[..., : mel.shape[-1] - mel.shape[-1] % 2]
+    return mel

@@ -40,7 +40,12 @@ class WhisperTokenizer:
         self.special = special
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._tokenizer.decode([i for i in ids if i < self.special.eot]).strip()
+        """Text of the text tokens; a character cut in half by the last token (a Hangul syllable is
+        three bytes, often two tokens) is left out rather than shown as "\ufffd"."""
+        return self._tokenizer.decode([i for i in ids if i < self.special.eot]).rstrip("\ufffd").strip()
+
+    def token_id(self, token: str) -> int | None:
+        return self._tokenizer.token_to_id(token)
 
     def encode(self, text: str) -> list[int]:
         return self._tokenizer.encode(text, add_special_tokens=False).ids
