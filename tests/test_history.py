@@ -76,6 +76,7 @@ def test_history_export_command(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "[happy] one line" in out.read_text()
+    assert out.stat().st_mode & 0o777 == 0o600  # as private as the history it comes from
     missing = subprocess.run(
         [sys.executable, "-m", "subtone.service.cli.main", "history", "export", "--file", str(tmp_path / "nope.jsonl")],
         capture_output=True, text=True, timeout=60,

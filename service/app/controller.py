@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol
 
 from subtone.config import Settings
 from subtone.service.asr.recognizer import SpeechRecognizer
+from subtone.service.audio import SAMPLE_RATE
 from subtone.service.captioning.decode import EmotionClassifier
 from subtone.service.captioning.partials import PartialPolicy
 from subtone.service.captioning.worker import RecognizerWorker
@@ -117,6 +118,7 @@ class Controller:
         self._open_utterances: set[int] = set()
         self._published: StateChanged | None = None
         self._stop = threading.Event()
+        self._input_ended = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -165,6 +167,10 @@ class Controller:
 
     def hotkey_released(self, *_: Any) -> None:
         self.trigger.release(time.monotonic())
+
+    def end_of_input(self) -> None:
+        """A recording played to its end: close what is open once its last block is in (any thread)."""
+        self._input_ended.set()
 
     def microphone_error(self, message: str | None) -> None:
         """The audio source's on_error callback."""
@@ -222,13 +228,25 @@ class Controller:
 
     # -- the trigger thread --------------------------------------------------------------
     def _trigger_loop(self) -> None:
+        t_last = time.monotonic()
         while not self._stop.is_set():
             try:
                 block = self.source.blocks.get(timeout=0.1)
             except queue.Empty:
                 block = None
+            if block is not None:
+                t_last = block.t_start + block.samples.size / SAMPLE_RATE
+            elif self._input_ended.is_set():
+                # The recording ended (maybe mid-word): its last utterance ends with its last block.
+                self._input_ended.clear()
+                self._forward(self.trigger.close(t_last))
+                continue
             self._forward(self.trigger.push(block, time.monotonic()))
         self._forward(self.trigger.close(time.monotonic()))
+
+    def open_utterances(self) -> int:
+        with self._lock:
+            return len(self._open_utterances)
 
     def _forward(self, events: list[UtteranceEvent]) -> None:
         if not events:

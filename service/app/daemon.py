@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from subtone.service.app.instance_lock import InstanceLock
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 POLL_S = 0.2
 """How often the main loop checks for a stop request (tray Quit, end of an input file)."""
 
@@ -135,15 +137,17 @@ class Daemon:
         if self._stop_requested.is_set():
             return True
         source_done = getattr(self.source, "finished", None)
-        if self.options.exit_when_done and source_done is not None and source_done.is_set():
+        if source_done is None or not source_done.is_set() or not self.source.blocks.empty():
+            return False
+        self.controller.end_of_input()  # a recording that ends mid-speech still gets its final caption
+        if self.options.exit_when_done:
             stats = self.controller.worker.stats()
-            busy = self.controller.state().state in (ServiceState.RECOGNISING, ServiceState.HEARING)
-            if self.source.blocks.empty() and stats.pending == 0 and not busy:
-                return True
+            busy = self.controller.state().state is ServiceState.RECOGNISING or self.controller.open_utterances()
+            return stats.pending == 0 and not busy
         return False
 
     def _run_plain(self) -> int:
-        previous = {sig: signal.signal(sig, lambda *_: self.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, lambda *_: self.request_stop()) for sig in STOP_SIGNALS}
         try:
             self._start()
             while not self._should_stop():
@@ -193,7 +197,8 @@ class Daemon:
         reader.setblocking(False)
         writer.setblocking(False)
         old_wakeup = signal.set_wakeup_fd(writer.fileno())
-        previous = {sig: signal.signal(sig, lambda *_: self.request_stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        on_signal = lambda *_: self.request_stop()  # noqa: E731
+        previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
         notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
 
         def drain_and_check() -> None:
@@ -205,13 +210,24 @@ class Daemon:
                 app.quit()
 
         notifier.activated.connect(drain_and_check)
+        def poll() -> None:
+            # pystray's GTK backend puts SIGINT back to the default (kill at once, losing the open
+            # caption) when its loop starts: take it back, so Ctrl+C shuts down cleanly.
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not on_signal:
+                    log.debug("signal %s handler was replaced; restoring subtone's", sig)
+                    signal.signal(sig, on_signal)
+            if self._should_stop():
+                app.quit()
+
         timer = QTimer()
-        timer.timeout.connect(lambda: app.quit() if self._should_stop() else None)
+        timer.timeout.connect(poll)
         timer.start(int(POLL_S * 1000))
         try:
             self._start()
             if tray is not None:
                 tray.run_detached()
+                poll()  # the tray may have taken SIGINT
                 tray.set_state(self.controller.state())
                 self._send_devices(tray)
             if not self._should_stop():
@@ -358,11 +374,13 @@ def _open_with_desktop(path: Path) -> None:
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def run_daemon(settings: Settings, options: DaemonOptions, announce: Callable[[str], None] = print) -> int:
+def run_daemon(settings: Settings, options: DaemonOptions, announce: Callable[[str], None] | None = None) -> int:
+    """Exit status 1 when another subtone already runs for this user (a script should know)."""
     lock = InstanceLock()
     if not lock.acquire():
-        announce(f"subtone is already running (pid {lock.holder or '?'}; lock {lock.path})")
-        return 0
+        message = f"subtone: already running (pid {lock.holder or '?'}; lock {lock.path})"
+        (announce or (lambda text: print(text, file=sys.stderr)))(message)
+        return 1
     try:
         daemon = Daemon(settings, options)
         return daemon.run()

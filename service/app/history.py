@@ -76,6 +76,14 @@ class CaptionHistory:
         return dt.datetime.fromtimestamp(t_monotonic + self._wall_offset).astimezone().isoformat(timespec="milliseconds")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write an export readable by its owner only (0600), like the history it comes from."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also tightens a file that existed with looser rights
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 def read_history(path: Path) -> list[dict[str, Any]]:
     """The records of a history file; lines that are not valid records are skipped (and logged)."""
     if not path.is_file():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from subtone.config import settings_from_args
 from subtone.service.errors import SubtoneError
-from subtone.service.app.history import FORMATS, history_path, read_history, to_srt, to_txt
+from subtone.service.app.history import FORMATS, history_path, read_history, to_srt, to_txt, write_private
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.is_dir():
             raise SubtoneError(f"{out} is a folder; expected a file name for the export")
-        out.write_text(text, encoding="utf-8")
+        write_private(out, text)
         print(f"{len(records)} captions written to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
