@@ -327,3 +327,45 @@ def load_settings(
     if overrides:
         data = _merge(data, _move_old_keys(_dotted_to_nested(overrides), "command line"), "command line")
     return _build(Settings, data)
+
+
+def _leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested table as dotted keys → values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_settings_forgiving(
+    user_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Settings, tuple[str, ...]]:
+    """Like load_settings, but a bad key or value in the user file is skipped and reported, and the
+    rest of the file applies; a file that is not TOML at all is not used (reported). The command
+    line's overrides stay strict: they were typed just now."""
+    defaults = _read_toml(DEFAULT_TOML)
+    path = user_file if user_file is not None else user_config_path()
+    problems: list[str] = []
+    good: dict[str, Any] = {}
+    if path.exists():
+        try:
+            user = _move_old_keys(_read_toml(path), str(path))
+        except ConfigError as exc:
+            user, problems = {}, [f"settings file not used: {exc}"]
+        for key, value in _leaves(user).items():
+            try:
+                _build(Settings, _merge(defaults, _dotted_to_nested({key: value}), str(path)))
+            except ConfigError as exc:
+                problems.append(f"skipped: {exc}")
+                continue
+            good[key] = value
+    elif user_file is not None:
+        raise ConfigError(f"config file not found: {path}")
+    data = _merge(defaults, _dotted_to_nested(good), str(path))
+    if overrides:
+        data = _merge(data, _move_old_keys(_dotted_to_nested(overrides), "command line"), "command line")
+    return _build(Settings, data), tuple(problems)

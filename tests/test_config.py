@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from subtone.config import ConfigError, load_settings
-from subtone.config.settings import DEFAULT_TOML, tomllib
+from subtone.config.settings import DEFAULT_TOML, load_settings_forgiving, tomllib
 
 
 def _user(tmp_path: Path, text: str) -> Path:
@@ -66,3 +66,24 @@ def test_bad_settings_name_key_value_and_expectation(tmp_path, text, fragment):
 def test_missing_explicit_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_forgiving_load_skips_each_bad_key_or_value_and_applies_the_rest(tmp_path):
+    path = _user(tmp_path, "[asr]\nmodle = 'x'\nmodel = 'mine'\n[audio]\nblock_ms = 25\ndevice = 'USB'\n[nope]\na = 1\n")
+    s, problems = load_settings_forgiving(path, {"trigger.mode": "voice"})
+    assert (s.asr.model, s.audio.device, s.trigger.mode) == ("mine", "USB", "voice")
+    assert s.audio.block_ms == load_settings(_user(tmp_path / "..", "")).audio.block_ms  # the default
+    assert len(problems) == 3
+    assert any("'asr.modle'" in p for p in problems) and any("'audio.block_ms' = 25" in p for p in problems)
+    assert any("unknown key 'nope'" in p for p in problems)
+
+
+def test_forgiving_load_of_a_file_that_is_not_toml_uses_the_defaults_and_says_so(tmp_path):
+    s, problems = load_settings_forgiving(_user(tmp_path, "[asr\nmodel = 1\n"))
+    assert s == load_settings(_user(tmp_path / "..", ""))
+    assert len(problems) == 1 and "not valid TOML" in problems[0] and "settings file not used" in problems[0]
+
+
+def test_forgiving_load_keeps_command_line_overrides_strict(tmp_path):
+    with pytest.raises(ConfigError, match="trigger.mode"):
+        load_settings_forgiving(_user(tmp_path, ""), {"trigger.mode": "loud"})

@@ -112,8 +112,9 @@ class Controller:
         self._lock = threading.RLock()
         self._mic_error: str | None = None
         self._model_error: str | None = None
-        self.config_error: str | None = None
-        """Set by the daemon when the settings file was unusable and defaults are in use."""
+        self.settings_note = ""
+        """Set by the daemon when keys of the settings file were skipped: shown with the model note,
+        never as an error state (captions go on with the rest of the settings)."""
         self._decoding = False
         self._open_utterances: set[int] = set()
         self._published: StateChanged | None = None
@@ -185,8 +186,6 @@ class Controller:
                 return StateChanged(ServiceState.ERROR, self._mic_error)
             if self._model_error:
                 return StateChanged(ServiceState.ERROR, self._model_error)
-            if self.config_error:
-                return StateChanged(ServiceState.ERROR, self.config_error)
             if not self.trigger.listening:
                 return StateChanged(ServiceState.IDLE)
             if self._decoding:
@@ -206,8 +205,13 @@ class Controller:
 
     # -- worker callbacks (worker thread) -------------------------------------------------
     def _load_models(self) -> tuple[SpeechRecognizer, EmotionClassifier | None]:
-        models = self._models()
-        self._on_note(models.note)
+        try:
+            models = self._models()
+        except Exception:
+            if self.settings_note:  # the model error takes the tray; the settings still get a word
+                self._on_note(self.settings_note)
+            raise
+        self._on_note(" · ".join(note for note in (self.settings_note, models.note) if note))
         return models.transcriber, models.emotion
 
     def _model_failed(self, message: str) -> None:

@@ -55,8 +55,8 @@ class DaemonOptions:
     """With input_file: stop once it has played and its captions are out."""
     settings_file: Path | None = None
     """The user settings file the tray's "Settings" item opens."""
-    config_error: str | None = None
-    """The settings file could not be used (defaults are): shown as the error state."""
+    settings_problems: tuple[str, ...] = ()
+    """Keys of the settings file that were skipped (or the file, when it is not TOML): shown as a note."""
 
 
 class Daemon:
@@ -88,7 +88,7 @@ class Daemon:
             on_state=self._fan_out(self._state_sinks),
             on_note=self._fan_out(self._note_sinks),
         )
-        self.controller.config_error = options.config_error
+        self.controller.settings_note = _settings_note(options.settings_problems)
         self.hotkey: Any = None
         self._device_sink: Callable[[list[str]], None] = lambda names: None
         """Where the capture thread's fresh device lists go (the tray, via the Qt main thread)."""
@@ -347,6 +347,14 @@ class Daemon:
             return None
         _open_with_desktop(self.history.path)
         return self.history.path
+
+
+def _settings_note(problems: tuple[str, ...]) -> str:
+    if not problems:
+        return ""
+    first = problems[0]
+    more = f" (+{len(problems) - 1} more, see the log)" if len(problems) > 1 else ""
+    return f"settings: {first}{more}"
 
 
 def _has_display() -> bool:

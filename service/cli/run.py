@@ -6,8 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from subtone.config import ConfigError, load_settings, settings_from_args
-from subtone.config.settings import DEFAULT_TOML
+from subtone.config.settings import load_settings_forgiving
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +36,12 @@ def run(args: argparse.Namespace) -> int:
     # model-factory commands work in a venv without the live extra.
     from subtone.service.app.daemon import DaemonOptions, run_daemon
 
-    overrides = {"trigger.mode": args.mode, "audio.device": args.device}
-    config_error = None
-    try:
-        settings = settings_from_args(args, **overrides)
-    except ConfigError as exc:
-        if args.config and not Path(args.config).exists():
-            raise
-        # A typo in the settings file must not leave someone without captions: run on the
-        # defaults and show the problem in the tray until it is fixed.
-        config_error = f"settings file not used: {exc}"
-        log.error("%s", config_error)
-        settings = load_settings(DEFAULT_TOML, {k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in {"trigger.mode": args.mode, "audio.device": args.device}.items() if v is not None}
+    # A typo in the settings file must not leave someone without captions: the bad key is
+    # skipped (and shown), the rest of the file applies.
+    settings, problems = load_settings_forgiving(Path(args.config) if args.config else None, overrides)
+    for problem in problems:
+        log.error("settings: %s", problem)
     options = DaemonOptions(
         tray=not args.no_tray,
         overlay=not args.no_overlay,
@@ -58,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
         input_realtime=not args.fast,
         exit_when_done=args.exit_when_done,
         settings_file=Path(args.config) if args.config else None,
-        config_error=config_error,
+        settings_problems=problems,
     )
     return run_daemon(settings, options)
