@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import platform
+from importlib import metadata
 
 import onnxruntime as ort
 
@@ -24,11 +25,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+DISTRIBUTIONS = {"webrtcvad": "webrtcvad-wheels", "PySide6": "PySide6-Essentials"}
+"""Modules whose package on PyPI has another name."""
+
+
 def _version(module: str) -> str:
+    """The installed version, "not installed", or "installed, cannot start: <why>" (e.g. no display)."""
     try:
-        return getattr(importlib.import_module(module), "__version__", "installed")
-    except Exception:
-        return "not installed"
+        installed = metadata.version(DISTRIBUTIONS.get(module, module))
+    except metadata.PackageNotFoundError:
+        installed = ""
+    try:
+        imported = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module or not installed:
+            return "not installed"
+        return f"{installed}, cannot start: {exc.name} is missing"
+    except Exception as exc:  # pystray and pynput refuse to import without a display
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        return f"{installed or 'installed'}, cannot start: {reason}"
+    return getattr(imported, "__version__", "") or installed or "installed"
 
 
 def run(args: argparse.Namespace) -> int:
