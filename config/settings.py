@@ -76,7 +76,11 @@ class EmotionSettings:
 
 @dataclass(frozen=True)
 class AudioSettings:
+    source: str = field(metadata=_choices("microphone", "system", "both"))
     device: str
+    system_device: str
+    microphone_name: str
+    system_name: str
     block_ms: int = field(metadata={"choices": (10, 20, 30)})
     reopen_backoff_max_s: float = field(metadata=_range(0.5, 300.0))
     latency_ms: int = field(metadata=_range(0, 2000))

@@ -215,12 +215,21 @@ class CaptionOverlay(QWidget):
 
     # ----- layout -----
 
-    def _prefix(self, style: EmotionStyle, language: str = "") -> str:
-        """The label before a caption's first row: emotion glyph and word, then the language heard."""
-        parts = [f"{style.glyph} {style.label}"] if style.label else []
+    def _prefix(self, style: EmotionStyle, language: str = "", speaker: str = "") -> str:
+        """The label before a caption's first row: who spoke, emotion glyph and word, the language heard."""
+        parts = [f"{speaker}:"] if speaker else []
+        if style.label:
+            parts.append(f"{style.glyph} {style.label}")
         if language and self._settings.show_language:
             parts.append(language.upper())
         return "  ".join(parts) + "  " if parts else ""
+
+    def _indent(self, line: _Line) -> int:
+        """Where a labeled caption's text starts: one column for all, wider when a speaker name needs it."""
+        if not line.caption.speaker:
+            return self._label_column
+        speaker = QFontMetrics(self._label_font).horizontalAdvance(f"{line.caption.speaker}:  ")
+        return self._label_column + speaker
 
     def _rows(self) -> list[_Row]:
         """Word-wrapped rows of every caption, newest last, cut to the configured number of lines."""
@@ -230,8 +239,8 @@ class CaptionOverlay(QWidget):
             font = self._font if line.caption.is_final else self._partial_font
             metrics = QFontMetrics(font)
             text = line.caption.text.strip() + ("" if line.caption.is_final else PARTIAL_MARK)
-            prefix = self._prefix(line.style, line.caption.language)
-            indent = self._label_column if prefix else 0
+            prefix = self._prefix(line.style, line.caption.language, line.caption.speaker)
+            indent = self._indent(line) if prefix else 0
             available = width - indent
             current = ""
             first = True
@@ -343,8 +352,8 @@ class CaptionOverlay(QWidget):
             if row.prefix:
                 painter.setFont(self._label_font)
                 painter.drawText(x, baseline, row.prefix)
-            if self._prefix(row.line.style, row.line.caption.language):
-                x += self._label_column  # text of every labeled row starts in one column
+            if self._prefix(row.line.style, row.line.caption.language, row.line.caption.speaker):
+                x += self._indent(row.line)  # text of every labeled row starts in one column
             words = row.text.split(" ")
             if row.stable:  # a partial's settled words: upright, as they will stay in the final
                 settled = " ".join(words[: row.stable])

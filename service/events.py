@@ -20,12 +20,19 @@ class AudioBlock:
     """Monotonic time (s) of the block's first sample."""
 
 
+MICROPHONE = "microphone"
+SYSTEM = "system"
+"""Audio sources: the user's microphone, and what the computer itself plays."""
+
+
 @dataclass(frozen=True)
 class UtteranceStarted:
     utterance_id: int
     t_start: float
     source: str
-    """"hotkey" or "voice"."""
+    """What opened it: "hotkey" or "voice"."""
+    audio_source: str = MICROPHONE
+    """Where the audio comes from: MICROPHONE or SYSTEM."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,9 @@ class Caption:
     scores: Mapping[str, float] = field(default_factory=dict)
     language: str = ""
     """The language heard ("en", "ko", …); "" when the model does not say."""
+    audio_source: str = MICROPHONE
+    speaker: str = ""
+    """Who spoke, for the label ("you", "computer": [audio] names); "" when only the microphone listens."""
     stable_text: str = ""
     """Partials: the leading words of `text` that stay put (two decodes agreed); the rest of `text`
     is a tentative tail that may still change. Finals: equal to `text`. "" when nothing is stable."""

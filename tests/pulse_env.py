@@ -1,12 +1,14 @@
 """A throwaway PulseAudio server with a virtual microphone, for tests (see desktop-testing.md).
 
 Session fixture `pulse_audio` starts `pulseaudio` on a private socket with a null sink
-("test_sink") and a source fed from its monitor ("test_mic", the default source), keeps the sink
+("test_sink") and a source fed from its monitor ("test_mic", the default source), a second null
+sink "speakers" as the default output (what the computer plays: its monitor is system audio), keeps the sink
 busy with a silent `pacat` (without it the first captured block comes 1–2 s late), sets
 PULSE_SERVER in os.environ (PortAudio reaches PulseAudio through ALSA's pulse plugin) and
 returns a `PulseEnv`:
 
 - `play(path)` / `play_async(path)`: play a file into the sink, i.e. "speak into the microphone";
+  `play_async(path, SPEAKERS)`: play it as the computer would (a call, a video);
 - `unload_devices()` / `load_devices()`: pull the microphone away and bring it back, as
   PortAudio sees a USB microphone unplugged (source and sink go, the stream finishes);
 - `env`: os.environ with PULSE_SERVER, for subprocesses.
@@ -30,6 +32,7 @@ from x11_env import stop_process
 
 SINK = "test_sink"
 SOURCE = "test_mic"
+SPEAKERS = "speakers"
 
 
 def _need(binary: str) -> str:
@@ -57,9 +60,9 @@ class PulseEnv:
     def sources(self) -> list[str]:
         return [line.split("\t")[1] for line in self.pactl("list", "short", "sources").splitlines() if "\t" in line]
 
-    def play_async(self, path: str | Path) -> subprocess.Popen:
+    def play_async(self, path: str | Path, sink: str = SINK) -> subprocess.Popen:
         return subprocess.Popen(
-            [_need("paplay"), "-d", SINK, str(path)], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [_need("paplay"), "-d", sink, str(path)], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
 
     def play(self, path: str | Path, timeout: float = 120) -> None:
@@ -93,11 +96,13 @@ class PulseEnv:
         self.stop_keepalive()
 
     def load_devices(self) -> None:
-        if SINK not in [line.split("\t")[1] for line in self.pactl("list", "short", "sinks").splitlines() if "\t" in line]:
-            self.pactl("load-module", "module-null-sink", f"sink_name={SINK}")
+        sinks = [line.split("\t")[1] for line in self.pactl("list", "short", "sinks").splitlines() if "\t" in line]
+        for sink in (SINK, SPEAKERS):  # unload_devices takes every null sink
+            if sink not in sinks:
+                self.pactl("load-module", "module-null-sink", f"sink_name={sink}")
         if SOURCE not in self.sources():
             self.pactl("load-module", "module-remap-source", f"source_name={SOURCE}", f"master={SINK}.monitor")
-        self.pactl("set-default-sink", SINK)
+        self.pactl("set-default-sink", SPEAKERS)
         self.pactl("set-default-source", SOURCE)
         self.start_keepalive()
 
@@ -114,7 +119,8 @@ def running_pulse() -> Iterator[PulseEnv]:
         f"load-module module-native-protocol-unix auth-anonymous=1 socket={folder}/native\n"
         f"load-module module-null-sink sink_name={SINK}\n"
         f"load-module module-remap-source source_name={SOURCE} master={SINK}.monitor\n"
-        f"set-default-sink {SINK}\n"
+        f"load-module module-null-sink sink_name={SPEAKERS}\n"
+        f"set-default-sink {SPEAKERS}\n"
         f"set-default-source {SOURCE}\n"
     )
     env = {**pulse.env, "HOME": str(folder), "XDG_RUNTIME_DIR": str(folder), "XDG_CONFIG_HOME": str(folder)}

@@ -96,6 +96,8 @@ def test_device_list_shows_the_virtual_microphone(pulse_audio):
     )
     assert out.returncode == 0, out.stderr
     assert "pulse" in out.stdout and "*" in out.stdout and "Hz" in out.stdout
+    monitors = out.stdout.split("system audio (monitors")[1]
+    assert "speakers.monitor" in monitors and "test_sink.monitor" in monitors, out.stdout
 
 
 @pytest.mark.desktop

@@ -111,3 +111,25 @@ def test_a_model_that_fails_to_load_shows_as_an_error(running):
 
     ctl, *_ = running("voice", models=broken)
     assert ctl.state().state is ServiceState.ERROR and "speech model 'x' missing" in ctl.state().detail
+
+
+def test_two_sources_have_their_own_triggers_and_captions_say_who_spoke():
+    settings = load_settings(overrides={"trigger.mode": "push-to-talk", "streaming.enabled": False,
+                                        "audio.microphone_name": "me", "audio.system_name": "laptop"})
+    mic, system, captions = QueueSource(), QueueSource(), []
+    ctl = Controller(settings, {"microphone": mic, "system": system}, captions.append,
+                     models=lambda: ModelSet(ScriptedRecognizer(), None, ""), voice_detector=LoudIsVoice())
+    ctl.start()
+    try:
+        assert ctl.worker.models_ready.wait(WAIT_S)
+        assert ctl.triggers["system"].mode == "voice" and ctl.triggers["microphone"].mode == "push-to-talk"
+        for source in (mic, system):  # the same speech on both: only the system's voice trigger hears it
+            source.play(quiet(2.0))
+            source.play(talk(1.5))
+            source.play(quiet(2.0))
+        assert wait_for(lambda: captions)
+        time.sleep(0.2)
+        assert [(c.speaker, c.audio_source) for c in captions] == [("laptop", "system")]
+        ctl.set_device("USB")  # a microphone switch goes to the microphone only
+    finally:
+        assert ctl.stop()

@@ -20,8 +20,8 @@ from subtone.service.events import TOO_SHORT, UtteranceAudio, UtteranceEnded, Ut
 PARTIALS = PartialPolicy(interval_s=0.5, min_audio_s=1.0)
 
 
-def start(policy: SchedulingPolicy, uid: int, audio: np.ndarray | None = None, source: str = "voice") -> None:
-    policy.accept(UtteranceStarted(uid, float(uid), source))
+def start(policy: SchedulingPolicy, uid: int, audio: np.ndarray | None = None, source: str = "microphone") -> None:
+    policy.accept(UtteranceStarted(uid, float(uid), "voice", source))
     if audio is not None:
         policy.accept(UtteranceAudio(uid, audio))
 
@@ -30,7 +30,7 @@ def end(policy: SchedulingPolicy, uid: int, reason: str = "silence") -> bool:
     return policy.accept(UtteranceEnded(uid, uid + 1.0, reason))
 
 
-def utterance(policy: SchedulingPolicy, uid: int, seconds: float = 1.0, source: str = "voice") -> bool:
+def utterance(policy: SchedulingPolicy, uid: int, seconds: float = 1.0, source: str = "microphone") -> bool:
     start(policy, uid, speech(uid, seconds), source)
     return end(policy, uid)
 

@@ -20,8 +20,8 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Protocol
 
 from subtone.config import Settings
 from subtone.service.asr.recognizer import SpeechRecognizer
@@ -30,6 +30,8 @@ from subtone.service.captioning.decode import EmotionClassifier
 from subtone.service.captioning.partials import PartialPolicy
 from subtone.service.captioning.worker import RecognizerWorker
 from subtone.service.events import (
+    MICROPHONE,
+    SYSTEM,
     Caption,
     ServiceState,
     StateChanged,
@@ -87,7 +89,7 @@ class Controller:
     def __init__(
         self,
         settings: Settings,
-        source: AudioSource,
+        source: AudioSource | Mapping[str, AudioSource],
         on_caption: Callable[[Caption], None],
         on_state: Callable[[StateChanged], None] = lambda event: None,
         on_note: Callable[[str], None] = lambda text: None,
@@ -95,12 +97,19 @@ class Controller:
         voice_detector: VoiceDetector | None = None,
     ) -> None:
         self.settings = settings
-        self.source = source
+        self.sources: dict[str, AudioSource] = dict(source) if isinstance(source, Mapping) else {MICROPHONE: source}
+        self.source = self.sources.get(MICROPHONE) or next(iter(self.sources.values()))
+        """The microphone (or the recording played instead); the hotkey, mode and device apply to it."""
+        self._speakers = {MICROPHONE: settings.audio.microphone_name, SYSTEM: settings.audio.system_name}
         self._on_caption = on_caption
         self._on_state = on_state
         self._on_note = on_note
         self._models = models or (lambda: load_models(settings))
-        self.trigger = TriggerStage.from_settings(settings, itertools.count(1), voice_detector)
+        ids = itertools.count(1)  # one sequence: utterance ids are unique across sources
+        self.triggers = {
+            label: TriggerStage.from_settings(settings, ids, voice_detector, audio_source=label) for label in self.sources
+        }
+        self.trigger = next(t for label, t in self.triggers.items() if self.sources[label] is self.source)
         self.worker = RecognizerWorker(
             self._load_models,
             on_caption=self._caption,
@@ -110,7 +119,7 @@ class Controller:
             partial_policy=PartialPolicy.from_settings(settings.streaming),
         )
         self._lock = threading.RLock()
-        self._mic_error: str | None = None
+        self._source_errors: dict[str, str] = {}
         self._model_error: str | None = None
         self.settings_note = ""
         """Set by the daemon when keys of the settings file were skipped: shown with the model note,
@@ -120,24 +129,27 @@ class Controller:
         self._published: StateChanged | None = None
         self._stop = threading.Event()
         self._input_ended = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self._publish()
         self.worker.start()
-        self.source.start()
-        self._thread = threading.Thread(target=self._trigger_loop, name="trigger", daemon=True)
-        self._thread.start()
+        for label, source in self.sources.items():
+            source.start()
+            thread = threading.Thread(target=self._trigger_loop, args=(label,), name=f"trigger-{label}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Close open utterances, stop the audio, let the worker finish what waits; True if all ended."""
         self._stop.set()
         ok = True
-        if self._thread is not None:
-            self._thread.join(5.0)
-            ok &= not self._thread.is_alive()
-        ok &= self.source.stop()
+        for thread in self._threads:
+            thread.join(5.0)
+            ok &= not thread.is_alive()
+        for source in self.sources.values():
+            ok &= source.stop()
         ok &= self.worker.stop(timeout)
         return ok
 
@@ -151,7 +163,8 @@ class Controller:
         return self.trigger.listening
 
     def set_listening(self, on: bool) -> None:
-        self.trigger.set_listening(on)
+        for trigger in self.triggers.values():
+            trigger.set_listening(on)
         log.info("listening %s", "on" if on else "off")
         self._publish()
 
@@ -160,8 +173,12 @@ class Controller:
         log.info("trigger mode: %s", mode)
 
     def set_device(self, spec: str) -> None:
+        microphone = self.sources.get(MICROPHONE)
+        if microphone is None:
+            log.warning("no microphone in use ([audio] source = system): '%s' not opened", spec)
+            return
         log.info("switching microphone to '%s'", spec or "default")
-        self.source.set_device(spec)
+        microphone.set_device(spec)
 
     def hotkey_pressed(self, *_: Any) -> None:
         self.trigger.press(time.monotonic())
@@ -174,16 +191,23 @@ class Controller:
         self._input_ended.set()
 
     def microphone_error(self, message: str | None) -> None:
-        """The audio source's on_error callback."""
+        """The microphone's on_error callback (None: it works again)."""
+        self.source_error(MICROPHONE, message)
+
+    def source_error(self, label: str, message: str | None) -> None:
+        """An audio source's on_error callback (None: it works again)."""
         with self._lock:
-            self._mic_error = message
+            if message:
+                self._source_errors[label] = message
+            else:
+                self._source_errors.pop(label, None)
         self._publish()
 
     # -- state -------------------------------------------------------------------------
     def state(self) -> StateChanged:
         with self._lock:
-            if self._mic_error:
-                return StateChanged(ServiceState.ERROR, self._mic_error)
+            if self._source_errors:
+                return StateChanged(ServiceState.ERROR, "; ".join(self._source_errors.values()))
             if self._model_error:
                 return StateChanged(ServiceState.ERROR, self._model_error)
             if not self.trigger.listening:
@@ -225,28 +249,31 @@ class Controller:
         self._publish()
 
     def _caption(self, caption: Caption) -> None:
+        if len(self.sources) > 1 or caption.audio_source != MICROPHONE:  # say who spoke
+            caption = replace(caption, speaker=self._speakers.get(caption.audio_source, caption.audio_source))
         try:
             self._on_caption(caption)
         except Exception:  # a broken sink must not stop the recognizer
             log.exception("a caption sink failed")
 
     # -- the trigger thread --------------------------------------------------------------
-    def _trigger_loop(self) -> None:
+    def _trigger_loop(self, label: str) -> None:
+        source, trigger = self.sources[label], self.triggers[label]
         t_last = time.monotonic()
         while not self._stop.is_set():
             try:
-                block = self.source.blocks.get(timeout=0.1)
+                block = source.blocks.get(timeout=0.1)
             except queue.Empty:
                 block = None
             if block is not None:
                 t_last = block.t_start + block.samples.size / SAMPLE_RATE
-            elif self._input_ended.is_set():
+            elif source is self.source and self._input_ended.is_set():
                 # The recording ended (maybe mid-word): its last utterance ends with its last block.
                 self._input_ended.clear()
-                self._forward(self.trigger.close(t_last))
+                self._forward(trigger.close(t_last))
                 continue
-            self._forward(self.trigger.push(block, time.monotonic()))
-        self._forward(self.trigger.close(time.monotonic()))
+            self._forward(trigger.push(block, time.monotonic()))
+        self._forward(trigger.close(time.monotonic()))
 
     def open_utterances(self) -> int:
         with self._lock:

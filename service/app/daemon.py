@@ -30,7 +30,7 @@ from subtone.config import Settings
 from subtone.config.settings import DEFAULT_TOML
 from subtone.service.app.controller import Controller
 from subtone.service.app.event_log import EventLog
-from subtone.service.events import Caption, ServiceState, StateChanged
+from subtone.service.events import MICROPHONE, SYSTEM, Caption, ServiceState, StateChanged
 from subtone.service.app.history import CaptionHistory, history_path
 from subtone.service.app.instance_lock import InstanceLock
 
@@ -80,10 +80,11 @@ class Daemon:
             self._note_sinks.append(self.event_log.note)
         if self.history:
             self._caption_sinks.append(self.history.append)
-        self.source = self._make_source()
+        self.sources = self._make_sources()
+        self.source = self.sources.get(MICROPHONE) or next(iter(self.sources.values()))
         self.controller = Controller(
             settings,
-            self.source,
+            self.sources,
             on_caption=self._fan_out(self._caption_sinks),
             on_state=self._fan_out(self._state_sinks),
             on_note=self._fan_out(self._note_sinks),
@@ -104,21 +105,35 @@ class Daemon:
 
         return post
 
-    def _make_source(self) -> Any:
+    def _make_sources(self) -> dict[str, Any]:
+        """The recording played instead of a microphone, or [audio] source's microphone and/or system audio."""
+        audio = self.settings.audio
         if self.options.input_file:
             from subtone.service.audio.capture import FileSource
 
-            return FileSource(self.options.input_file, self.settings.audio.block_ms, realtime=self.options.input_realtime)
-        from subtone.service.audio.capture import MicrophoneCapture
+            return {MICROPHONE: FileSource(self.options.input_file, audio.block_ms, realtime=self.options.input_realtime)}
+        sources: dict[str, Any] = {}
+        if audio.source in ("microphone", "both"):
+            from subtone.service.audio.capture import MicrophoneCapture
 
-        return MicrophoneCapture(
-            self.settings.audio.device,
-            self.settings.audio.block_ms,
-            on_error=lambda message: self.controller.microphone_error(message),
-            backoff_max_s=self.settings.audio.reopen_backoff_max_s,
-            latency_ms=self.settings.audio.latency_ms,
-            on_devices=lambda names: self._device_sink(names),
-        )
+            sources[MICROPHONE] = MicrophoneCapture(
+                audio.device,
+                audio.block_ms,
+                on_error=lambda message: self.controller.source_error(MICROPHONE, message),
+                backoff_max_s=audio.reopen_backoff_max_s,
+                latency_ms=audio.latency_ms,
+                on_devices=lambda names: self._device_sink(names),
+            )
+        if audio.source in ("system", "both"):
+            from subtone.service.audio.system import SystemAudioCapture
+
+            sources[SYSTEM] = SystemAudioCapture(
+                audio.system_device,
+                audio.block_ms,
+                on_error=lambda message: self.controller.source_error(SYSTEM, message),
+                backoff_max_s=audio.reopen_backoff_max_s,
+            )
+        return sources
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> int:
@@ -253,7 +268,8 @@ class Daemon:
         if self.options.hotkey:
             self._start_hotkey()
         if self.event_log:
-            self.event_log.ready(self.hotkey is not None, getattr(self.source, "device_name", ""))
+            names = ", ".join(getattr(source, "device_name", "") for source in self.sources.values())
+            self.event_log.ready(self.hotkey is not None, names)
 
     def _start_hotkey(self) -> None:
         try:
@@ -283,7 +299,7 @@ class Daemon:
         if self.history:
             self.history.close()
         left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
-        lost = float(getattr(self.source, "lost_seconds", 0.0))
+        lost = sum(float(getattr(source, "lost_seconds", 0.0)) for source in self.sources.values())
         log.info(
             "stopped %s; threads still running: %s; audio lost: %.1f s",
             "cleanly" if clean else "with a timeout",

@@ -32,6 +32,8 @@ class EventLog:
                 "emotion": caption.emotion,
                 "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
                 "language": caption.language,
+                "audio_source": caption.audio_source,
+                "speaker": caption.speaker,
             }
         )
 

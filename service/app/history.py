@@ -58,6 +58,7 @@ class CaptionHistory:
             "emotion": caption.emotion,
             "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
             "language": caption.language,
+            "speaker": caption.speaker,
         }
         with self._lock:
             if self._file.closed:

@@ -76,6 +76,7 @@ def final_caption(
         emotion=mood.label,
         scores=mood.scores,
         language=transcript.language,
+        audio_source=stream.source,
         stable_text=text,
     )
 
@@ -113,5 +114,6 @@ def partial_caption(
         emotion=label,
         scores=scores,
         language=transcript.language,
+        audio_source=stream.source,
         stable_text=shown.committed,
     )

@@ -78,7 +78,7 @@ class SchedulingPolicy:
     def accept(self, event: UtteranceEvent) -> bool:
         """Take one event; True when a partial decode in flight should be cancelled (a final waits)."""
         if isinstance(event, UtteranceStarted):
-            self.open[event.utterance_id] = UtteranceStream(event.utterance_id, event.t_start, event.source)
+            self.open[event.utterance_id] = UtteranceStream(event.utterance_id, event.t_start, event.audio_source)
         elif isinstance(event, UtteranceAudio):
             stream = self.open.get(event.utterance_id)
             if stream is not None:

@@ -21,6 +21,7 @@ class UtteranceStream:
     utterance_id: int
     t_start: float
     source: str
+    """The audio source (events.MICROPHONE or SYSTEM): utterances of different sources never merge."""
     chunks: list[np.ndarray] = field(default_factory=list)
     samples: int = 0
     t_end: float = 0.0
@@ -59,4 +60,4 @@ class UtteranceStream:
         """A final that needs no decoding: "" takes a shown partial off the screen."""
         emotion = self.partial.emotion if self.partial is not None and text else None
         end = self.t_end if t_end is None else t_end
-        return Caption(self.utterance_id, text, True, self.t_start, end, emotion, stable_text=text)
+        return Caption(self.utterance_id, text, True, self.t_start, end, emotion, stable_text=text, audio_source=self.source)

@@ -14,10 +14,11 @@ keeps its own lock; mode and listening are single assignments read once per bloc
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Iterator
 
 from subtone.config import Settings
-from subtone.service.events import AudioBlock, UtteranceEvent
+from subtone.service.events import MICROPHONE, AudioBlock, UtteranceEvent, UtteranceStarted
 from subtone.service.trigger.push_to_talk import PushToTalkGate
 from subtone.service.trigger.vad_segmenter import VadSegmenter, VadState
 from subtone.service.trigger.voice_detector import VoiceDetector
@@ -26,20 +27,36 @@ MODES = ("push-to-talk", "voice", "both")
 
 
 class TriggerStage:
-    def __init__(self, gate: PushToTalkGate, voice: VadSegmenter, mode: str = "push-to-talk", listening: bool = True):
+    def __init__(
+        self,
+        gate: PushToTalkGate,
+        voice: VadSegmenter,
+        mode: str = "push-to-talk",
+        listening: bool = True,
+        audio_source: str = MICROPHONE,
+    ):
         self.gate = gate
         self.voice = voice
         self._mode = _checked(mode)
         self._listening = listening
+        self.audio_source = audio_source
+        """Stamped on every utterance this stage opens (MICROPHONE or SYSTEM)."""
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, ids: Iterator[int] | None = None, detector: VoiceDetector | None = None
+        cls,
+        settings: Settings,
+        ids: Iterator[int] | None = None,
+        detector: VoiceDetector | None = None,
+        audio_source: str = MICROPHONE,
     ) -> "TriggerStage":
+        """The microphone's stage follows [trigger] mode; what the computer plays is always voice-triggered."""
         ids = ids if ids is not None else itertools.count(1)
         trigger = settings.trigger
         gate = PushToTalkGate(settings.hotkey.style, trigger.hotkey_pre_roll_ms, trigger.hotkey_post_roll_ms, ids)
-        return cls(gate, VadSegmenter(settings.vad, ids, detector=detector), trigger.mode, trigger.listening)
+        mode = trigger.mode if audio_source == MICROPHONE else "voice"
+        voice = VadSegmenter(settings.vad, ids, detector=detector)
+        return cls(gate, voice, mode, trigger.listening, audio_source)
 
     # -- commands (any thread) ---------------------------------------------------------
     @property
@@ -68,7 +85,7 @@ class TriggerStage:
     def push(self, block: AudioBlock | None, now: float) -> list[UtteranceEvent]:
         """Events for one block of audio; `block=None` when none came for a while (key events still happen)."""
         if block is None:
-            return self.gate.tick(now)
+            return self._stamped(self.gate.tick(now))
         mode = self._mode
         if not self._listening:
             return self.close(block.t_start) if self.active else []
@@ -78,11 +95,16 @@ class TriggerStage:
             events += self._end_voice(block.t_start)
         else:
             events += self.voice.push(block)
-        return events
+        return self._stamped(events)
 
     def close(self, t: float) -> list[UtteranceEvent]:
         """End whatever is open at `t` (listening off, shutdown)."""
-        return self.gate.stop(t) + self.voice.flush(t)
+        return self._stamped(self.gate.stop(t) + self.voice.flush(t))
+
+    def _stamped(self, events: list[UtteranceEvent]) -> list[UtteranceEvent]:
+        if self.audio_source == MICROPHONE:
+            return events
+        return [replace(e, audio_source=self.audio_source) if isinstance(e, UtteranceStarted) else e for e in events]
 
     @property
     def active(self) -> bool:

@@ -1,0 +1,60 @@
+"""Captions of what the computer plays: a PulseAudio null sink ("speakers", the default output)
+stands for the sound card; its monitor is what `[audio] source = "system"` captions."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ASR_DEV, JFK
+from live_daemon import LiveDaemon, env_for, padded_clip
+from pulse_env import SINK, SPEAKERS
+from subtone.export.evaluation.wer import word_errors
+from test_live_service import JFK_TEXT, config
+
+LJ = ASR_DEV / "en" / "ljspeech" / "LJ001-0001.flac"
+LJ_TEXT = ("Printing, in the only sense with which we are at present concerned, differs from most if not from all "
+           "the arts and crafts represented in the Exhibition")
+
+pytestmark = [pytest.mark.desktop, pytest.mark.slow]
+
+
+def said_by(daemon: LiveDaemon, speaker: str) -> str:
+    return " ".join(c["text"] for c in daemon.captions() if c["speaker"] == speaker)
+
+
+def ends_with(text: str, word: str) -> bool:
+    return text.lower().rstrip(" .").endswith(word)
+
+
+def test_system_audio_is_captioned_with_no_microphone_input(tmp_path, pulse_audio, whisper_model_dir):
+    cfg = config(tmp_path, whisper_model_dir, audio={"source": "system"})
+    daemon = LiveDaemon(tmp_path, ["--no-tray", "--no-overlay", "--no-hotkey"], env_for(pulse_audio.server), cfg)
+    try:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: "system audio open" in daemon.log(), 30, "the monitor to open")
+        pulse_audio.play_async(padded_clip(JFK, tmp_path / "jfk.wav", before_s=1.0, after_s=2.0), SPEAKERS).wait(60)
+        daemon.wait_for(lambda: ends_with(said_by(daemon, "computer"), "country"), 60, "the caption")
+    finally:
+        assert daemon.terminate() == 0, daemon.log()
+    captions = daemon.captions()
+    assert {c["audio_source"] for c in captions} == {"system"}, captions
+    assert word_errors(JFK_TEXT, said_by(daemon, "computer")).wer <= 0.25, captions
+
+
+def test_both_sources_at_once_give_captions_labelled_by_who_spoke(tmp_path, pulse_audio, whisper_model_dir):
+    cfg = config(tmp_path, whisper_model_dir, audio={"source": "both"}, trigger={"mode": "voice"})
+    daemon = LiveDaemon(tmp_path, ["--no-tray", "--no-overlay", "--no-hotkey"], env_for(pulse_audio.server), cfg)
+    try:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: "system audio open" in daemon.log() and "open at" in daemon.log(), 30, "both streams")
+        mic = pulse_audio.play_async(padded_clip(LJ, tmp_path / "lj.wav", before_s=1.0, after_s=2.0), SINK)
+        computer = pulse_audio.play_async(padded_clip(JFK, tmp_path / "jfk.wav", before_s=1.5, after_s=2.0), SPEAKERS)
+        mic.wait(60)
+        computer.wait(60)
+        daemon.wait_for(lambda: ends_with(said_by(daemon, "computer"), "country")
+                        and ends_with(said_by(daemon, "you"), "exhibition"), 90, "both captions")
+    finally:
+        assert daemon.terminate() == 0, daemon.log()
+    you, computer_text = said_by(daemon, "you"), said_by(daemon, "computer")
+    assert word_errors(LJ_TEXT, you).wer <= 0.25, daemon.captions()
+    assert word_errors(JFK_TEXT, computer_text).wer <= 0.25, daemon.captions()
