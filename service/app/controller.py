@@ -62,13 +62,43 @@ class ModelSet:
     """Legend note for the overlay ("" when emotion runs), e.g. "emotion off: no emotion model"."""
 
 
+def fallback_model(name: str) -> str | None:
+    """The model to try when `name` is broken: an int8 model's float32 sibling (same export, same words)."""
+    return name.removesuffix("-int8") if name.endswith("-int8") else None
+
+
+def load_speech_model(settings: Settings) -> tuple[SpeechRecognizer, str]:
+    """The configured speech model or, when it is broken, its sibling; with a note saying so ("" if none)."""
+    from subtone.service.asr.recognizer import create_recognizer
+    from subtone.service.models.registry import load_model
+
+    models_dir, name = settings.models_dir(), settings.asr.model
+    try:
+        return create_recognizer(load_model(models_dir, name), settings), ""
+    except Exception as exc:
+        fallback = fallback_model(name)
+        if fallback is None:
+            raise
+        try:
+            recognizer = create_recognizer(load_model(models_dir, fallback), settings)
+        except Exception:
+            raise exc from None  # the sibling is no better: report the configured model's problem
+        log.error("speech model '%s' unusable (%s); captioning with '%s' instead", name, exc, fallback)
+        return recognizer, f"speech model '{name}' broken, using '{fallback}': {exc}"
+
+
 def load_models(settings: Settings) -> ModelSet:
     """The speech model (required) and the emotion model (optional: its absence is a note, not an error)."""
+    transcriber, speech_note = load_speech_model(settings)
+    models = _with_emotion(settings, transcriber)
+    notes = " · ".join(note for note in (speech_note, models.note) if note)
+    return ModelSet(models.transcriber, models.emotion, notes)
+
+
+def _with_emotion(settings: Settings, transcriber: SpeechRecognizer) -> ModelSet:
     from subtone.service.models.registry import load_model
-    from subtone.service.asr.recognizer import create_recognizer
 
     models_dir = settings.models_dir()
-    transcriber = create_recognizer(load_model(models_dir, settings.asr.model), settings)
     if not settings.emotion.enabled:
         return ModelSet(transcriber, None, "emotion off (settings)")
     try:
