@@ -23,6 +23,8 @@ class CaptionBridge(QObject):
     """Carries the overlay's legend note ("" clears it)."""
     state_posted = Signal(object)
     """Carries a StateChanged (for the tray)."""
+    banner_posted = Signal(str)
+    """Carries the overlay's banner text."""
 
     def post_caption(self, caption: Caption) -> None:
         self.caption_posted.emit(caption)
@@ -33,10 +35,14 @@ class CaptionBridge(QObject):
     def post_state(self, event: StateChanged) -> None:
         self.state_posted.emit(event)
 
+    def post_banner(self, text: str) -> None:
+        self.banner_posted.emit(text)
+
     def attach_overlay(self, overlay) -> None:
         """Connect to a CaptionOverlay (queued: slots run on the overlay's thread)."""
         self.caption_posted.connect(overlay.show_caption, Qt.ConnectionType.QueuedConnection)
         self.note_posted.connect(overlay.set_legend_note, Qt.ConnectionType.QueuedConnection)
+        self.banner_posted.connect(overlay.show_banner, Qt.ConnectionType.QueuedConnection)
 
     def attach_state(self, callback) -> None:
         """Connect a plain callable (e.g. Tray.set_state); queued, so it runs on the bridge's thread."""

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 RAISE_INTERVAL_MS = 500
 """How often a window-manager-bypassing overlay re-raises itself above newly opened windows."""
+BANNER_SECONDS = 8.0
+"""How long a banner stays (the tray keeps showing an error after that)."""
 TICK_MS = 50
 """Fade animation step (20 fps), only while captions are shown."""
 PADDING_PX = 14
@@ -80,6 +82,8 @@ class CaptionOverlay(QWidget):
         self._palette = palette
         self._lines: dict[int, _Line] = {}  # insertion order = display order
         self._note = ""
+        self._banner = ""
+        self._banner_until = 0.0
         self._bypass_wm = QGuiApplication.platformName() == "xcb"
 
         flags = (
@@ -154,6 +158,25 @@ class CaptionOverlay(QWidget):
         self._note = text.strip()
         self._after_change()
 
+    def show_banner(self, text: str, seconds: float = BANNER_SECONDS) -> None:
+        """A one-line message above the captions for `seconds`, shown even when nobody speaks
+        (microphone lost, listening off, how to start); "" removes it."""
+        self._banner = text.strip()
+        self._banner_until = time.monotonic() + seconds if self._banner else 0.0
+        self._after_change()
+
+    def banner(self) -> str:
+        """The banner on screen now ("" if none)."""
+        return self._banner if self._banner_active(time.monotonic()) else ""
+
+    def _banner_active(self, now: float) -> bool:
+        return bool(self._banner) and now < self._banner_until
+
+    def _header(self) -> list[str]:
+        """Small lines above the captions: the banner while it lasts, then the legend note."""
+        banner = [self._banner] if self._banner_active(time.monotonic()) else []
+        return banner + ([self._note] if self._note and self._lines else [])
+
     def shown_captions(self) -> list[Caption]:
         return [line.caption for line in self._lines.values()]
 
@@ -180,7 +203,7 @@ class CaptionOverlay(QWidget):
         return QFontMetrics(self._font).lineSpacing()
 
     def _note_height(self) -> int:
-        return QFontMetrics(self._note_font).lineSpacing() if self._note else 0
+        return QFontMetrics(self._note_font).lineSpacing() * len(self._header())
 
     def _place(self) -> None:
         s = self._settings
@@ -191,8 +214,8 @@ class CaptionOverlay(QWidget):
             self._watched_screen = screen
         area = screen.availableGeometry()
         width = round(area.width() * s.width)
-        # Room for the note line even when there is none, so adding a note never moves the captions.
-        note_room = QFontMetrics(self._note_font).lineSpacing()
+        # Room for the banner and note lines even when there are none, so they never move the captions.
+        note_room = 2 * QFontMetrics(self._note_font).lineSpacing()
         height = 2 * PADDING_PX + note_room + s.lines * self._line_height()
         vertical, _, horizontal = s.position.partition("-")
         if horizontal == "left":
@@ -225,11 +248,11 @@ class CaptionOverlay(QWidget):
         return "  ".join(parts) + "  " if parts else ""
 
     def _indent(self, line: _Line) -> int:
-        """Where a labeled caption's text starts: one column for all, wider when a speaker name needs it."""
-        if not line.caption.speaker:
-            return self._label_column
-        speaker = QFontMetrics(self._label_font).horizontalAdvance(f"{line.caption.speaker}:  ")
-        return self._label_column + speaker
+        """Where a labeled caption's text starts: one column for every caption on screen, wide
+        enough for the longest speaker name among them."""
+        metrics = QFontMetrics(self._label_font)
+        names = [f"{ln.caption.speaker}:  " for ln in self._lines.values() if ln.caption.speaker]
+        return self._label_column + max((metrics.horizontalAdvance(n) for n in names), default=0)
 
     def _rows(self) -> list[_Row]:
         """Word-wrapped rows of every caption, newest last, cut to the configured number of lines."""
@@ -270,7 +293,7 @@ class CaptionOverlay(QWidget):
         return 1.0
 
     def _after_change(self) -> None:
-        if self._lines:
+        if self._lines or self._banner_active(time.monotonic()):
             if not self.isVisible():
                 self._place()
                 self.show()
@@ -289,7 +312,10 @@ class CaptionOverlay(QWidget):
         expired = [uid for uid, line in self._lines.items() if line.expires_at <= now]
         for uid in expired:
             del self._lines[uid]
-        if expired or any(self._opacity(line, now) < 1.0 for line in self._lines.values()):
+        banner_over = bool(self._banner) and not self._banner_active(now)
+        if banner_over:
+            self._banner = ""
+        if expired or banner_over or any(self._opacity(line, now) < 1.0 for line in self._lines.values()):
             self._after_change()
 
     def _keep_on_top(self) -> None:
@@ -312,9 +338,10 @@ class CaptionOverlay(QWidget):
     # ----- painting -----
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
-        if not self._lines:
-            return
         now = time.monotonic()
+        header = self._header()
+        if not self._lines and not header:
+            return
         rows = self._rows()
         box = self._box_rect(len(rows))
         painter = QPainter(self)
@@ -324,7 +351,7 @@ class CaptionOverlay(QWidget):
         painter.fillRect(self.rect(), Qt.GlobalColor.transparent)
         painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_SourceOver)
 
-        strongest = max(self._opacity(line, now) for line in self._lines.values())
+        strongest = max([self._opacity(line, now) for line in self._lines.values()], default=1.0)
         backdrop = QColor(*BACKDROP_RGB)
         backdrop.setAlphaF(self._settings.backdrop_opacity * strongest)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -332,14 +359,14 @@ class CaptionOverlay(QWidget):
         painter.drawRoundedRect(QRectF(box), CORNER_RADIUS_PX, CORNER_RADIUS_PX)
 
         y = box.top() + PADDING_PX
-        if self._note:
-            note = QColor(NOTE_COLOR)
-            note.setAlphaF(strongest)
-            painter.setFont(self._note_font)
-            painter.setPen(note)
-            ascent = QFontMetrics(self._note_font).ascent()
-            painter.drawText(box.left() + PADDING_PX, y + ascent, self._note)
-            y += self._note_height()
+        note = QColor(NOTE_COLOR)
+        note.setAlphaF(strongest)
+        painter.setPen(note)
+        painter.setFont(self._note_font)
+        ascent = QFontMetrics(self._note_font).ascent()
+        for text in header:
+            painter.drawText(box.left() + PADDING_PX, y + ascent, text)
+            y += QFontMetrics(self._note_font).lineSpacing()
 
         line_height = self._line_height()
         ascent = QFontMetrics(self._font).ascent()

@@ -276,3 +276,19 @@ def test_qt_binding_keeps_none_alive(overlay):
         overlay.update()
         overlay._tick.start()
     assert sys.getrefcount(None) >= before - 100
+
+
+def test_a_banner_shows_with_no_captions_goes_away_and_never_moves_the_captions(overlay):
+    overlay.show_banner("hold Ctrl+Alt+Space and talk to caption", seconds=0.6)
+    process_events_until(lambda: overlay.isVisible(), 3, "the banner to show")
+    assert overlay.banner() == "hold Ctrl+Alt+Space and talk to caption" and overlay.shown_captions() == []
+    process_events_until(lambda: not overlay.isVisible(), 3, "the banner to go")
+    assert overlay.banner() == ""
+    overlay.show_caption(caption(1, "a caption", "happy"))
+    process_events_for(0.05)
+    top = overlay.caption_rect().top()
+    bottom = overlay.caption_rect().bottom()
+    overlay.show_banner("⚠ microphone 'USB' unavailable: device removed")
+    process_events_for(0.05)
+    grown = overlay.caption_rect()
+    assert grown.bottom() == bottom and grown.top() < top  # the banner line is added above, captions stay put

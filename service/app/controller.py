@@ -125,6 +125,7 @@ class Controller:
         on_note: Callable[[str], None] = lambda text: None,
         models: Callable[[], ModelSet] | None = None,
         voice_detector: VoiceDetector | None = None,
+        on_banner: Callable[[str], None] = lambda text: None,
     ) -> None:
         self.settings = settings
         self.sources: dict[str, AudioSource] = dict(source) if isinstance(source, Mapping) else {MICROPHONE: source}
@@ -134,6 +135,7 @@ class Controller:
         self._on_caption = on_caption
         self._on_state = on_state
         self._on_note = on_note
+        self._on_banner = on_banner
         self._models = models or (lambda: load_models(settings))
         ids = itertools.count(1)  # one sequence: utterance ids are unique across sources
         self.triggers = {
@@ -147,6 +149,7 @@ class Controller:
             on_error=self._model_failed,
             max_pending=settings.trigger.max_pending_utterances,
             partial_policy=PartialPolicy.from_settings(settings.streaming),
+            on_skip=self._skipped,
         )
         self._lock = threading.RLock()
         self._source_errors: dict[str, str] = {}
@@ -156,6 +159,8 @@ class Controller:
         never as an error state (captions go on with the rest of the settings)."""
         self._decoding = False
         self._open_utterances: set[int] = set()
+        self._key_utterances: set[int] = set()
+        """Utterances opened by the hotkey: a press that heard nothing is told "no speech heard"."""
         self._published: StateChanged | None = None
         self._stop = threading.Event()
         self._input_ended = threading.Event()
@@ -278,7 +283,17 @@ class Controller:
             self._decoding = busy
         self._publish()
 
+    def _skipped(self, utterance_id: int, reason: str) -> None:
+        with self._lock:
+            by_key = utterance_id in self._key_utterances
+            self._key_utterances.discard(utterance_id)
+        if by_key and reason == "no_speech":
+            self._on_banner("no speech heard")
+
     def _caption(self, caption: Caption) -> None:
+        if caption.is_final:
+            with self._lock:
+                self._key_utterances.discard(caption.utterance_id)
         if len(self.sources) > 1 or caption.audio_source != MICROPHONE:  # say who spoke
             caption = replace(caption, speaker=self._speakers.get(caption.audio_source, caption.audio_source))
         try:
@@ -317,6 +332,8 @@ class Controller:
             with self._lock:
                 if isinstance(event, UtteranceStarted):
                     self._open_utterances.add(event.utterance_id)
+                    if event.source == "hotkey":
+                        self._key_utterances.add(event.utterance_id)
                 elif isinstance(event, UtteranceEnded):
                     self._open_utterances.discard(event.utterance_id)
         self._publish()

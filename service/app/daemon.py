@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from subtone.config import Settings
 from subtone.config.settings import DEFAULT_TOML
+from subtone.service.app.banners import banner_for, how_to_start
 from subtone.service.app.controller import Controller
 from subtone.service.app.event_log import EventLog
 from subtone.service.events import MICROPHONE, SYSTEM, Caption, ServiceState, StateChanged
@@ -88,9 +89,14 @@ class Daemon:
             on_caption=self._fan_out(self._caption_sinks),
             on_state=self._fan_out(self._state_sinks),
             on_note=self._fan_out(self._note_sinks),
+            on_banner=lambda text: self._banner_sink(text),
         )
         self.controller.settings_note = _settings_note(options.settings_problems)
         self.hotkey: Any = None
+        self._banner_sink: Callable[[str], None] = lambda text: None
+        """The overlay's banner (via the Qt main thread), once there is an overlay."""
+        self._shown_state: StateChanged | None = None
+        self._banner_lock = threading.Lock()
         self._device_sink: Callable[[list[str]], None] = lambda names: None
         """Where the capture thread's fresh device lists go (the tray, via the Qt main thread)."""
 
@@ -194,6 +200,8 @@ class Daemon:
             bridge.attach_overlay(overlay)
             self._caption_sinks.insert(0, bridge.post_caption)
             self._note_sinks.insert(0, bridge.post_note)
+            self._banner_sink = bridge.post_banner
+            self._state_sinks.append(self._state_banner)
         if self.options.tray:
             tray = self._make_tray()
             if tray is not None:
@@ -262,6 +270,15 @@ class Daemon:
             reader.close()
             writer.close()
         return 0
+
+    def _state_banner(self, event: StateChanged) -> None:
+        """Say on the overlay what a change of state means for the user (see banners.py)."""
+        hint = how_to_start(self.controller.mode, self.settings.hotkey.combo, self.options.hotkey)
+        with self._banner_lock:  # state changes come from several threads
+            text = banner_for(self._shown_state, event, hint)
+            self._shown_state = event
+        if text:
+            self._banner_sink(text)
 
     def _start(self) -> None:
         self.controller.start()
