@@ -49,6 +49,8 @@ class UtteranceEnded:
     """"released", "silence", "max_length", "stopped", or TOO_SHORT."""
 
 
+MAX_LENGTH = "max_length"
+"""UtteranceEnded.reason of a long utterance split in two: its audio past t_end starts the next one."""
 TOO_SHORT = "too_short"
 """UtteranceEnded.reason of a blip (too little speech to be an utterance): no caption."""
 

@@ -59,7 +59,10 @@ def utterances(events):
             open_[e.utterance_id][1].append(e.samples)
         elif isinstance(e, UtteranceEnded):
             t0, chunks = open_.pop(e.utterance_id)
-            out.append((t0, e.t_end, e.reason, np.concatenate(chunks) if chunks else np.zeros(0)))
+            audio = np.concatenate(chunks) if chunks else np.zeros(0)
+            if e.reason == "max_length":  # the contract: audio past a split's end starts the next utterance
+                audio = audio[: round((e.t_end - t0) * SAMPLE_RATE)]
+            out.append((t0, e.t_end, e.reason, audio))
     return out
 
 
@@ -114,7 +117,7 @@ def test_speech_in_steady_noise_is_still_found():
     assert len(found) == 1
 
 
-def test_long_speech_is_split_at_the_maximum_length_without_losing_audio():
+def test_long_speech_is_split_at_its_quietest_point_near_the_maximum_length_without_losing_audio():
     speech = load_audio(CLIP)
     audio = np.concatenate([silence(1.0), speech, silence(1.5)])
     found = utterances(run(audio, vad_settings(max_utterance_s=4.0))[1])
@@ -125,6 +128,13 @@ def test_long_speech_is_split_at_the_maximum_length_without_losing_audio():
     assert all(len(u[3]) / SAMPLE_RATE <= 4.0 + 0.031 for u in found)
     total = sum(len(u[3]) for u in found)
     assert total / SAMPLE_RATE == pytest.approx(found[-1][1] - found[0][0], abs=0.05)
+    frame = SAMPLE_RATE * 30 // 1000
+    for t0, t_split, reason, _ in found[:-1]:
+        assert t0 + 4.0 - 2.1 <= t_split <= t0 + 4.0 + 0.031  # near the limit
+        at = round(t_split * SAMPLE_RATE)
+        level = lambda i: float(np.sqrt(np.mean(audio[i : i + frame] ** 2)) + 1e-9)  # noqa: E731
+        window = [level(i) for i in range(round((t0 + 4.0 - 2.0) * SAMPLE_RATE), round((t0 + 4.0) * SAMPLE_RATE), frame)]
+        assert level(at) <= np.percentile(window, 10)  # at a pause, not mid-word
 
 
 def test_a_blip_is_dropped_as_too_short():

@@ -22,7 +22,7 @@ import numpy as np
 
 from subtone.service.captioning.partials import PartialPolicy, PartialTrack
 from subtone.service.captioning.stream import UtteranceStream
-from subtone.service.events import TOO_SHORT, Caption, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
+from subtone.service.events import MAX_LENGTH, TOO_SHORT, Caption, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class SchedulingPolicy:
         if stream is None:
             return False
         stream.t_end, stream.reason = event.t_end, event.reason
+        if event.reason == MAX_LENGTH:
+            stream.end_at(event.t_end)
         if event.reason in DISCARD_REASONS:
             self.discarded += 1
             self._on_skip(stream.utterance_id, "discarded")

@@ -49,6 +49,14 @@ class UtteranceStream:
         """The text of the last partial caption shown ("" if none)."""
         return self.partial.shown.text if self.partial_posted and self.partial and self.partial.shown else ""
 
+    def end_at(self, t_end: float) -> None:
+        """Drop audio past `t_end` (a long utterance split at a pause: that audio starts the next one)."""
+        keep = max(0, round((t_end - self.t_start) * SAMPLE_RATE))
+        if keep >= self.samples:
+            return
+        audio = self.audio()[:keep]
+        self.chunks, self.samples = [audio], audio.size
+
     def absorb(self, later: "UtteranceStream") -> None:
         """Append a later utterance's audio (backlog merging): one decode for both, no words lost."""
         gap = np.zeros(round(MERGE_GAP_S * SAMPLE_RATE), np.float32)

@@ -32,8 +32,10 @@ import numpy as np
 from subtone.config.settings import VadSettings
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.trigger.voice_detector import VoiceDetector, WebRtcVoiceDetector
-from subtone.service.events import TOO_SHORT, AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
+from subtone.service.events import MAX_LENGTH, TOO_SHORT, AudioBlock, UtteranceAudio, UtteranceEnded, UtteranceEvent, UtteranceStarted
 
+SPLIT_SEARCH_S = 2.0
+"""A long utterance is split at the quietest frame of its last this-many seconds."""
 SILENCE_DB = -100.0
 """Energy given to digital silence, so the floor stays finite."""
 
@@ -109,6 +111,8 @@ class VadSegmenter:
         self._pre_roll: collections.deque[Frame] = collections.deque(maxlen=self._frames_for(settings.pre_roll_ms))
         self._window: list[Frame] = []
         self._tail: list[Frame] = []
+        self._recent: collections.deque[Frame] = collections.deque(maxlen=self._frames_for(SPLIT_SEARCH_S * 1000))
+        """The current utterance's last frames already sent: where a split at max length may fall."""
         self._utterance_id = 0
         self._utterance_t0 = 0.0
         self._speech_frames = 0
@@ -160,7 +164,7 @@ class VadSegmenter:
         # SPEAKING or STOPPING
         events: list[UtteranceEvent] = []
         if frame.t_start + len(frame.samples) / SAMPLE_RATE - self._utterance_t0 > s.max_utterance_s:
-            events.extend(self._split(frame.t_start))
+            events.extend(self._split())
         if frame.speech:
             self._speech_frames += 1
             if self._tail:
@@ -214,18 +218,31 @@ class VadSegmenter:
         self.state = VadState.SPEAKING
         return [UtteranceStarted(self._utterance_id, self._utterance_t0, self._source), self._audio(frames)]
 
-    def _split(self, t: float) -> list[UtteranceEvent]:
-        """Max length reached: end this utterance and go on with a new one, no audio lost."""
+    def _split(self) -> list[UtteranceEvent]:
+        """Max length reached: end this utterance at the quietest frame of the last SPLIT_SEARCH_S
+        (a pause between words, where there is one) and go on with a new one from there.
+
+        Frames after that point were already sent to the old utterance: its UtteranceEnded says
+        where it really ends (the recognizer drops audio past a "max_length" end) and they are
+        sent again as the start of the new one, so no word is cut in two, lost or doubled.
+        """
+        candidates = [*self._recent, *self._tail]
+        cut = min(range(len(candidates)), key=lambda i: (candidates[i].speech, candidates[i].energy_db))
+        split = candidates[cut]
         events: list[UtteranceEvent] = []
-        if self._tail:
-            events.append(self._audio(self._tail))
-            self._tail = []
-        events.append(UtteranceEnded(self._utterance_id, t, "max_length"))
+        before = [f for f in self._tail if f.t_start < split.t_start]
+        if before:
+            events.append(self._audio(before))
+        events.append(UtteranceEnded(self._utterance_id, split.t_start, MAX_LENGTH))
+        after = candidates[cut:]
+        self._tail = []
+        self._recent.clear()
         self._utterance_id = next(self._ids)
-        self._utterance_t0 = t
-        self._speech_frames = 0
+        self._utterance_t0 = split.t_start
+        self._speech_frames = sum(f.speech for f in after)
         self._continued = True
-        events.append(UtteranceStarted(self._utterance_id, t, self._source))
+        events.append(UtteranceStarted(self._utterance_id, split.t_start, self._source))
+        events.append(self._audio(after))
         return events
 
     def _end(self, t_end: float, reason: str) -> list[UtteranceEvent]:
@@ -235,6 +252,7 @@ class VadSegmenter:
         return [UtteranceEnded(self._utterance_id, t_end, reason)]
 
     def _audio(self, frames: list[Frame]) -> UtteranceAudio:
+        self._recent.extend(frames)
         return UtteranceAudio(self._utterance_id, np.concatenate([f.samples for f in frames]))
 
     def _reset(self) -> None:
@@ -242,4 +260,5 @@ class VadSegmenter:
         self._window = []
         self._tail = []
         self._pre_roll.clear()
+        self._recent.clear()
         self._speech_frames = 0
