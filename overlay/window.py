@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from PySide6.QtCore import QRect, QRectF, Qt, QTimer
@@ -50,7 +50,10 @@ TICK_MS = 50
 """Fade animation step (20 fps), only while captions are shown."""
 PADDING_PX = 14
 CORNER_RADIUS_PX = 10
-PARTIAL_MARK = " \u2026"  # " …"
+PARTIAL_MARK = "\u2026"
+"""Glued to a partial's last word ("country…"): it can never wrap onto a row of its own."""
+TENTATIVE_ALPHA = 0.7
+"""A partial's unsettled words are drawn this much fainter (and in italics): they may still change."""
 
 
 @dataclass
@@ -69,6 +72,20 @@ class _Row:
     text: str
     stable: int = 0
     """Leading words of `text` drawn upright: a partial's settled words (`Caption.stable_text`)."""
+
+
+def _label_first_visible_rows(visible: list["_Row"], every: list["_Row"]) -> list["_Row"]:
+    """A caption whose first rows scrolled off keeps its label on its first row still shown:
+    no caption is ever identified by color alone."""
+    out, labeled = [], set()
+    for row in visible:
+        line_id = id(row.line)
+        if line_id not in labeled and not row.prefix:
+            first = next(r for r in every if r.line is row.line)
+            row = replace(row, prefix=first.prefix)
+        labeled.add(line_id)
+        out.append(row)
+    return out
 
 
 class CaptionOverlay(QWidget):
@@ -261,7 +278,9 @@ class CaptionOverlay(QWidget):
         for line in self._lines.values():
             font = self._font if line.caption.is_final else self._partial_font
             metrics = QFontMetrics(font)
-            text = line.caption.text.strip() + ("" if line.caption.is_final else PARTIAL_MARK)
+            text = line.caption.text.strip()
+            if not line.caption.is_final:  # one ellipsis, even when the recognizer wrote its own
+                text = text.rstrip(".\u2026 ") + PARTIAL_MARK
             prefix = self._prefix(line.style, line.caption.language, line.caption.speaker)
             indent = self._indent(line) if prefix else 0
             available = width - indent
@@ -279,7 +298,7 @@ class CaptionOverlay(QWidget):
                     current = candidate
             count = len(current.split())
             rows.append(_Row(line, prefix if first else "", current, min(count, max(0, settled - done))))
-        return rows[-self._settings.lines :]
+        return _label_first_visible_rows(rows[-self._settings.lines :], rows)
 
     # ----- time -----
 
@@ -387,6 +406,10 @@ class CaptionOverlay(QWidget):
                 painter.setFont(self._font)
                 painter.drawText(x, baseline, settled)
                 x += QFontMetrics(self._font).horizontalAdvance(settled + " ")
+            if not row.line.caption.is_final:
+                tentative = QColor(color)
+                tentative.setAlphaF(color.alphaF() * TENTATIVE_ALPHA)
+                painter.setPen(tentative)
             painter.setFont(self._font if row.line.caption.is_final else self._partial_font)
             painter.drawText(x, baseline, " ".join(words[row.stable :]))
             y += line_height

@@ -292,3 +292,14 @@ def test_a_banner_shows_with_no_captions_goes_away_and_never_moves_the_captions(
     process_events_for(0.05)
     grown = overlay.caption_rect()
     assert grown.bottom() == bottom and grown.top() < top  # the banner line is added above, captions stay put
+
+
+def test_a_caption_longer_than_the_window_keeps_its_label_and_a_partial_has_one_glued_ellipsis(overlay):
+    long_text = " ".join(f"word{i}" for i in range(80))  # many more rows than overlay.lines
+    overlay.show_caption(caption(1, long_text, "angry"))
+    rows = overlay._rows()
+    assert len(rows) == overlay._settings.lines and rows[0].prefix  # its first rows scrolled off: label kept
+    assert all(not r.prefix for r in rows[1:])
+    overlay.show_caption(caption(2, "what your country can...", "sad", final=False))
+    last = overlay._rows()[-1]
+    assert last.text.endswith("can\u2026") and last.text.count("\u2026") == 1
