@@ -115,3 +115,14 @@ def worst_case_contrast(text: RGB, opacity: float = MIN_BACKDROP_OPACITY, backdr
     if lo <= lt <= hi:
         return 1.0
     return min(contrast_ratio(text, over_black), contrast_ratio(text, over_white))
+
+
+def faded_alpha(text: RGB, floor: float = 0.7, opacity: float = MIN_BACKDROP_OPACITY) -> float:
+    """How faint a tentative (still changing) word of this color may be drawn: as faint as `floor`,
+    but never below WCAG AA contrast against the backdrop over anything on screen."""
+    alpha = floor
+    while alpha < 1.0:
+        if all(contrast_ratio(blend(text, alpha, back), back) >= WCAG_AA for back in effective_backdrops(opacity)):
+            return alpha
+        alpha = round(alpha + 0.05, 2)
+    return 1.0

@@ -37,7 +37,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter
 from PySide6.QtWidgets import QWidget
 
 from subtone.config.settings import OverlaySettings
-from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, NOTE_COLOR, EmotionStyle, style_for
+from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, NOTE_COLOR, EmotionStyle, faded_alpha, style_for
 from subtone.service.events import Caption
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,9 @@ PADDING_PX = 14
 CORNER_RADIUS_PX = 10
 PARTIAL_MARK = "\u2026"
 """Glued to a partial's last word ("country…"): it can never wrap onto a row of its own."""
-TENTATIVE_ALPHA = 0.7
-"""A partial's unsettled words are drawn this much fainter (and in italics): they may still change."""
+TENTATIVE_FLOOR = 0.7
+"""A partial's unsettled words are drawn up to this much fainter (and in italics): they may still
+change. Each color fades only as far as WCAG AA contrast allows (palette.faded_alpha)."""
 
 
 @dataclass
@@ -408,7 +409,8 @@ class CaptionOverlay(QWidget):
                 x += QFontMetrics(self._font).horizontalAdvance(settled + " ")
             if not row.line.caption.is_final:
                 tentative = QColor(color)
-                tentative.setAlphaF(color.alphaF() * TENTATIVE_ALPHA)
+                rgb = (tentative.red(), tentative.green(), tentative.blue())
+                tentative.setAlphaF(color.alphaF() * faded_alpha(rgb, TENTATIVE_FLOOR, self._settings.backdrop_opacity))
                 painter.setPen(tentative)
             painter.setFont(self._font if row.line.caption.is_final else self._partial_font)
             painter.drawText(x, baseline, " ".join(words[row.stable :]))

@@ -11,6 +11,7 @@ from subtone.overlay.palette import (
     NONE_STYLE,
     NOTE_COLOR,
     WCAG_AA,
+    blend,
     contrast_ratio,
     effective_backdrops,
     hex_to_rgb,
@@ -135,3 +136,18 @@ def test_emotion_colors_stay_apart_for_color_blind_viewers(vision):
         (float(np.linalg.norm(labs[a] - labs[b])), a, b) for a, b in itertools.combinations(labs, 2)
     )
     assert closest[0] >= 15.0, f"{vision}: {closest[1]} and {closest[2]} only ΔE {closest[0]:.1f} apart"
+
+
+def test_tentative_words_fade_only_as_far_as_wcag_aa_allows():
+    from subtone.overlay.palette import faded_alpha, worst_case_contrast
+
+    alphas = {}
+    for name, style in DEFAULT_PALETTE.items():
+        rgb = hex_to_rgb(style.color)
+        alpha = faded_alpha(rgb)
+        alphas[name] = alpha
+        for back in effective_backdrops():
+            assert contrast_ratio(blend(rgb, alpha, back), back) >= 4.5, (name, alpha)
+        if worst_case_contrast(rgb) >= 9.0:
+            assert alpha <= 0.75, (name, alpha)  # plenty of contrast: visibly fainter
+    assert min(alphas.values()) < 1.0  # some color is dimmed at all
