@@ -115,7 +115,7 @@ WHISPER_MODELS = ("whisper-tiny.en", "whisper-tiny.en-int8")
 def whisper_model_dir() -> Path:
     """The project's models_onnx/ holding whisper-tiny.en (+ -int8), exported here if missing or changed.
 
-    The export (`subtone export whisper`, ~15-30 s) runs at most once per session and
+    The export (`subtone export whisper`, ~10 s) runs at most once per session and
     under a file lock, so test runs started at the same time do not export over each other.
     """
     import fcntl
