@@ -39,8 +39,6 @@ __all__ = ["OPSET", "cache_names", "export_whisper", "wheel_model_dir", "ExportR
 
 EXPORT_COMMAND = "subtone export whisper"
 LICENSE_FILE = "LICENSE-whisper.txt"
-PROTOBUF_LIMIT = 2**31 - 1
-"""One ONNX file holds at most 2 GiB; sizes above Whisper small would need external weight files."""
 
 FRONT_END = {
     "sample_rate": 16000,
@@ -97,12 +95,6 @@ def read_vocabulary_info(model_dir: Path, n_vocab: int) -> Vocabulary:
 def save_graph(model: Any, path: Path) -> Path:
     import onnx
 
-    size = sum(len(t.raw_data) for t in model.graph.initializer)
-    if size > PROTOBUF_LIMIT - 2**24:
-        raise SubtoneError(
-            f"{path.name} would hold {size / 2**30:.1f} GiB of weights, over ONNX's 2 GiB per file; "
-            "Whisper sizes above small are not supported yet"
-        )
     onnx.save_model(model, str(path))
     return path
 

