@@ -1,1 +1,5 @@
-"""The model factory: everything that writes models_onnx/. Needs the export extra (torch)."""
+"""The model factory: everything that writes models_onnx/.
+
+Whisper needs the export extra (onnx, no torch); emotion training/export and the NeMo exporter
+also need the train extra (torch).
+"""

@@ -20,6 +20,10 @@ from subtone.export.emotion import cli as emotion_cli
 from subtone.service.errors import SubtoneError
 
 EXTRA_INSTALL = "pip install -c constraints.txt -e '.[export]'"
+TRAIN_INSTALL = "pip install -c constraints.txt -e '.[train]'"
+TRAIN_MODULES = frozenset({"torch", "torchaudio", "onnxscript", "matplotlib", "librosa"})
+"""What only the train extra brings: torch (emotion training and export, the NeMo exporter) and
+the emotion reports' plotting and features. The export extra (onnx, the Whisper wheels) has no torch."""
 
 Registration = Callable[[argparse._SubParsersAction], None]
 
@@ -28,20 +32,29 @@ COMMANDS: dict[str, tuple[str, str, tuple[Registration, ...]]] = {
     "export": (
         "make ONNX models into models_onnx/ (whisper, nemo, emotion)",
         "Write a model as ONNX into the models folder (models.dir; default: the project's models_onnx/) "
-        "and register it in that folder's manifest.json.",
+        f"and register it in that folder's manifest.json. Needs the export extra: {EXTRA_INSTALL}; "
+        f"emotion and nemo also need torch, from the train extra: {TRAIN_INSTALL}",
         (whisper_cli.register, nemo_cli.register, emotion_cli.register_export),
     ),
     "train": (
         "train a model (emotion)",
-        "Train a model on labelled clips; writes a run folder under runs/ for `subtone export`.",
+        "Train a model on labelled clips; writes a run folder under runs/ for `subtone export`. "
+        f"Needs the train extra (torch): {TRAIN_INSTALL}",
         (emotion_cli.register_train,),
     ),
     "eval": (
         "evaluate a model on a manifest (emotion)",
-        "Score a model on labelled clips and write a report folder.",
+        f"Score a model on labelled clips and write a report folder. Needs the train extra: {TRAIN_INSTALL}",
         (emotion_cli.register_eval,),
     ),
 }
+
+
+def extra_for(module: str) -> tuple[str, str]:
+    """The extra that installs `module` (a top-level or dotted name), and the command that installs it."""
+    if module.split(".")[0] in TRAIN_MODULES:
+        return "train", TRAIN_INSTALL
+    return "export", EXTRA_INSTALL
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +66,7 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `export`, `train` and `eval`, each with its targets, to a command parser."""
     for name, (help_text, description, registrations) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=f"{description} Needs the export extra: {EXTRA_INSTALL}")
+        p = sub.add_parser(name, help=help_text, description=description)
         targets = p.add_subparsers(dest="target", metavar="TARGET", required=True)
         for add in registrations:
             add(targets)
@@ -75,12 +88,13 @@ def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int
         print(f"subtone: {exc}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:
-        # The factory's tools (torch, onnx, matplotlib…) come with the export extra; our own
-        # modules missing is a bug and keeps its traceback.
+        # The factory's tools come with the export extra (onnx, the Whisper wheels) or the train
+        # extra (torch, matplotlib…); our own modules missing is a bug and keeps its traceback.
         if args.command not in COMMANDS or not exc.name or exc.name.startswith("subtone"):
             raise
-        print(f"subtone: `{parser.prog} {args.command} {args.target}` needs the export extra ({exc.name} is not installed); "
-              f"install it with: {EXTRA_INSTALL}", file=sys.stderr)
+        extra, install = extra_for(exc.name)
+        print(f"subtone: `{parser.prog} {args.command} {args.target}` needs the {extra} extra ({exc.name} is not installed); "
+              f"install it with: {install}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

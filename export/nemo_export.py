@@ -7,7 +7,7 @@ Graphs written into models_onnx/<name>/:
 - RNN-T / TDT: encoder.onnx (→ outputs [1, D, T'], encoded_lengths) and decoder_joint.onnx (one
   prediction-network step plus the joint: raw logits [1, 1, 1, V+1(+durations)] and LSTM states)
 The tokenizer goes beside them: SentencePiece's .model, or the character labels as JSON.
-NeMo and torch are imported only inside the functions here (they are the export extra's business).
+NeMo and torch are imported only inside the functions here (torch comes with the train extra, NeMo on its own).
 """
 
 from __future__ import annotations

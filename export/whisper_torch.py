@@ -1,41 +1,25 @@
-"""A minimal PyTorch Whisper shaped for ONNX export (export-time code only).
+"""A minimal PyTorch Whisper: the tests' reference for the ONNX graphs (needs torch: the `train` extra).
 
-Two modules share one set of weights:
-- `WhisperEncoderGraph`: log-mel [B, 80, 2·S] → cross-attention keys and values of
-  every decoder layer, [B, H, S, Dh] each. Computing them here means the decoder
-  step never touches the audio projections again.
-- `WhisperDecoderStepGraph`: new tokens [B, N] plus the per-layer self-attention
-  cache [B, H, P, Dh] → logits [B, N, V] and the cache grown to P + N.
+`subtone export whisper` does not use it: whisper_onnx writes the graphs without torch. It
+reads the same weights (whisper_weights) and computes Whisper's maths the PyTorch way, so the
+tests compare every exported graph against an independent implementation.
 
-Attention is written out with matmul + softmax (no scaled_dot_product_attention),
-which the TorchScript ONNX exporter turns into plain MatMul/Softmax nodes.
+`WhisperModel` mirrors the two graphs: `encode` + `cross_key_values` (log-mel [B, 80, 2·S] →
+every decoder layer's cross keys and values, [B, H, S, Dh] each) and `decode` (new tokens
+[B, N] plus the per-layer self-attention cache [B, H, P, Dh] → logits [B, N, V] and the cache
+grown to P + N).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-@dataclass(frozen=True)
-class WhisperDims:
-    n_mels: int = 80
-    n_audio_ctx: int = 1500
-    n_text_ctx: int = 448
-    n_state: int = 384
-    n_head: int = 6
-    n_audio_layer: int = 4
-    n_text_layer: int = 4
-    n_vocab: int = 51864
-
-    @property
-    def head_dim(self) -> int:
-        return self.n_state // self.n_head
+from subtone.export.whisper_weights import WhisperDims, weights_from_ct2
 
 
 def _split_heads(x: Tensor, n_head: int) -> Tensor:
@@ -132,7 +116,7 @@ class DecoderBlock(nn.Module):
 
 
 class WhisperModel(nn.Module):
-    """Holds the weights; `encoder` and `decoder_step` are the two exported graphs."""
+    """Holds the weights; `encode` + `cross_key_values` and `decode` are the two graphs' maths."""
 
     def __init__(self, dims: WhisperDims):
         super().__init__()
@@ -184,116 +168,14 @@ class WhisperModel(nn.Module):
             new_v.append(v)
         x = self.decoder_ln(x)
         b, t, d = x.shape
-        # Tied output layer; the exporter folds a transposed copy of the embedding,
-        # which whisper_export.tie_output_projection removes again.
+        # Tied output layer: the token embedding is the output projection.
         logits = F.linear(x.reshape(b * t, d), self.token_embedding.weight).reshape(b, t, -1)
         return [logits, *new_k, *new_v]
 
 
-class WhisperEncoderGraph(nn.Module):
-    def __init__(self, model: WhisperModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, mel: Tensor) -> list[Tensor]:
-        return self.model.cross_key_values(self.model.encode(mel))
-
-
-class WhisperDecoderStepGraph(nn.Module):
-    def __init__(self, model: WhisperModel):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tokens: Tensor, *caches: Tensor) -> list[Tensor]:
-        return self.model.decode(tokens, *caches)
-
-
-def dims_from_ct2(variables: dict[str, np.ndarray]) -> WhisperDims:
-    n_vocab, n_state = variables["decoder/embeddings/weight"].shape
-
-    def layers(prefix: str) -> int:
-        names = {k.split("/")[1] for k in variables if k.startswith(f"{prefix}/layer_")}
-        return sum(1 for n in names if n.removeprefix("layer_").isdigit())
-
-    return WhisperDims(
-        n_mels=variables["encoder/conv1/weight"].shape[1],
-        n_audio_ctx=variables["encoder/position_encodings/encodings"].shape[0],
-        n_text_ctx=variables["decoder/position_encodings/encodings"].shape[0],
-        n_state=n_state,
-        n_head=int(variables["encoder/num_heads"]),
-        n_audio_layer=layers("encoder"),
-        n_text_layer=layers("decoder"),
-        n_vocab=n_vocab,
-    )
-
-
 def load_from_ct2(variables: dict[str, np.ndarray]) -> WhisperModel:
-    """Builds the float32 model from CTranslate2 Whisper variables (float16 upcast)."""
-    dims = dims_from_ct2(variables)
-    if int(variables["decoder/num_heads"]) != dims.n_head:
-        raise ValueError("encoder and decoder head counts differ; not a Whisper layout this code knows")
+    """The float32 model from CTranslate2 Whisper variables (float16 upcast)."""
+    dims, weights = weights_from_ct2(variables)
     model = WhisperModel(dims)
-    d = dims.n_state
-    state: dict[str, Tensor] = {}
-    used: set[str] = set()
-
-    def take(name: str) -> Tensor:
-        used.add(name)
-        return torch.from_numpy(np.asarray(variables[name], dtype=np.float32).copy())
-
-    def linear(dst: str, src: str, rows: slice | None = None, bias: bool = True) -> None:
-        w, b = take(f"{src}/weight"), take(f"{src}/bias")
-        if rows is not None:
-            w, b = w[rows], b[rows]
-        state[f"{dst}.weight"] = w
-        if bias:
-            state[f"{dst}.bias"] = b
-        elif b.abs().max() != 0:
-            raise ValueError(f"{src}: expected a zero key bias (Whisper keys have none)")
-
-    def norm(dst: str, src: str) -> None:
-        state[f"{dst}.weight"] = take(f"{src}/gamma")
-        state[f"{dst}.bias"] = take(f"{src}/beta")
-
-    for conv in ("conv1", "conv2"):
-        state[f"{conv}.weight"] = take(f"encoder/{conv}/weight")
-        state[f"{conv}.bias"] = take(f"encoder/{conv}/bias")
-    state["audio_positions"] = take("encoder/position_encodings/encodings")
-    norm("encoder_ln", "encoder/layer_norm")
-    q, k, v = slice(0, d), slice(d, 2 * d), slice(2 * d, 3 * d)
-
-    def self_attention(dst: str, src: str) -> None:
-        # CTranslate2 fuses Q, K and V into one projection; its K bias is zero.
-        norm(f"{dst}.attn_ln", f"{src}/self_attention/layer_norm")
-        linear(f"{dst}.attn.query", f"{src}/self_attention/linear_0", q)
-        linear(f"{dst}.attn.key", f"{src}/self_attention/linear_0", k, bias=False)
-        linear(f"{dst}.attn.value", f"{src}/self_attention/linear_0", v)
-        linear(f"{dst}.attn.out", f"{src}/self_attention/linear_1")
-
-    def mlp(dst: str, src: str) -> None:
-        norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
-        linear(f"{dst}.mlp.fc1", f"{src}/ffn/linear_0")
-        linear(f"{dst}.mlp.fc2", f"{src}/ffn/linear_1")
-
-    for i in range(dims.n_audio_layer):
-        src, dst = f"encoder/layer_{i}", f"encoder_blocks.{i}"
-        self_attention(dst, src)
-        mlp(dst, src)
-    state["token_embedding.weight"] = take("decoder/embeddings/weight")
-    used.add("decoder/projection/weight")  # alias of the embedding: the output layer is tied
-    state["text_positions"] = take("decoder/position_encodings/encodings")
-    norm("decoder_ln", "decoder/layer_norm")
-    for i in range(dims.n_text_layer):
-        src, dst = f"decoder/layer_{i}", f"decoder_blocks.{i}"
-        self_attention(dst, src)
-        norm(f"{dst}.cross_ln", f"{src}/attention/layer_norm")
-        linear(f"{dst}.cross.query", f"{src}/attention/linear_0")
-        linear(f"{dst}.cross.key", f"{src}/attention/linear_1", slice(0, d), bias=False)
-        linear(f"{dst}.cross.value", f"{src}/attention/linear_1", slice(d, 2 * d))
-        linear(f"{dst}.cross.out", f"{src}/attention/linear_2")
-        mlp(dst, src)
-    weights = {k for k, v in variables.items() if v.ndim > 0}
-    if weights - used:
-        raise ValueError(f"CTranslate2 variables not mapped: {sorted(weights - used)}")
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()}, strict=True)
     return model.eval()

