@@ -87,3 +87,38 @@ def test_history_export_command(tmp_path):
 def test_reading_a_missing_history_is_a_clear_error(tmp_path):
     with pytest.raises(SubtoneError, match="no caption history"):
         read_history(tmp_path / "none.jsonl")
+
+
+def test_each_session_gets_its_own_timeline_and_exports_pick_a_session_or_a_date(tmp_path):
+    import datetime as dt
+
+    from subtone.service.app.history import select
+
+    path = tmp_path / "history.jsonl"
+    first = CaptionHistory(path)
+    first.session = "2026-12-01T09:00:00+00:00"
+    t = time.monotonic()
+    first.append(caption(1, "monday morning", t, t + 2.0))
+    first.close()
+    second = CaptionHistory(path)
+    second.session = "2026-12-03T14:00:00+00:00"
+    second.append(caption(2, "wednesday afternoon", t + 3600, t + 3601.5))
+    second.close()
+    records = read_history(path)
+    srt = to_srt(records)
+    # Both sessions start at zero, not the second an hour after the first.
+    assert "1\n00:00:00,000 --> 00:00:02,000\n[happy] monday morning" in srt
+    assert "2\n00:00:00,000 --> 00:00:01,500\n[happy] wednesday afternoon" in srt
+    assert [r["text"] for r in select(records, last_session=True)] == ["wednesday afternoon"]
+    future = dt.datetime.now().astimezone() + dt.timedelta(days=1)
+    assert select(records, since=future) == []
+    out = tmp_path / "last.srt"
+    result = subprocess.run(
+        [sys.executable, "-m", "subtone.service.cli.main", "history", "export", "--format", "srt", "--file", str(path),
+         "--last-session", "--out", str(out)], capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wednesday" in out.read_text() and "monday" not in out.read_text()
+    bad = subprocess.run([sys.executable, "-m", "subtone.service.cli.main", "history", "export", "--file", str(path),
+                          "--since", "last tuesday"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "expected a date" in bad.stderr

@@ -1,7 +1,7 @@
 """Caption history: finished captions appended to a private JSON-lines transcript, and exports.
 
 One line per final caption: {"start", "end" (ISO 8601 with the UTC offset), "duration_s",
-"text", "emotion", "scores"}. The file is created with mode 0600 (captions are other people's
+"text", "emotion", "scores", "language", "speaker", "session" (when that `subtone run` started)}. The file is created with mode 0600 (captions are other people's
 words) in the user data folder unless [history] file says otherwise; every line is flushed as
 it is written, so a crash loses nothing already shown.
 """
@@ -42,6 +42,8 @@ class CaptionHistory:
         self._lock = threading.Lock()
         # Caption times are monotonic; this converts them to wall-clock time.
         self._wall_offset = time.time() - time.monotonic()
+        self.session = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        """This run's captions share it: exports give each session its own timeline."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(fd, 0o600)  # also tightens a file that existed with looser rights
@@ -59,6 +61,7 @@ class CaptionHistory:
             "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
             "language": caption.language,
             "speaker": caption.speaker,
+            "session": self.session,
         }
         with self._lock:
             if self._file.closed:
@@ -112,18 +115,33 @@ def _srt_time(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
 
 
+def sessions(records: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Records grouped by the `subtone run` that made them, in order (old records: by day)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(str(r.get("session") or r["start"][:10]), []).append(r)
+    return list(groups.values())
+
+
+def select(records: Iterable[dict[str, Any]], since: dt.datetime | None = None, last_session: bool = False) -> list[dict[str, Any]]:
+    """Records starting at or after `since`, and only the last session's when asked."""
+    chosen = [r for r in records if since is None or dt.datetime.fromisoformat(r["start"]) >= since]
+    if last_session and chosen:
+        return sessions(chosen)[-1]
+    return chosen
+
+
 def to_srt(records: Iterable[dict[str, Any]]) -> str:
-    """SubRip, times counted from the first caption; the emotion leads each caption in brackets."""
-    records = list(records)
-    if not records:
-        return ""
-    origin = dt.datetime.fromisoformat(records[0]["start"])
+    """SubRip, each session's times counted from its own first caption; the emotion leads each caption."""
     blocks = []
-    for i, r in enumerate(records, 1):
-        start = (dt.datetime.fromisoformat(r["start"]) - origin).total_seconds()
-        end = max(start + 0.5, (dt.datetime.fromisoformat(r["end"]) - origin).total_seconds())
-        label = f"[{r['emotion']}] " if r.get("emotion") else ""
-        blocks.append(f"{i}\n{_srt_time(start)} --> {_srt_time(end)}\n{label}{r['text']}\n")
+    for session in sessions(records):
+        origin = dt.datetime.fromisoformat(session[0]["start"])
+        for r in session:
+            start = (dt.datetime.fromisoformat(r["start"]) - origin).total_seconds()
+            end = max(start + 0.5, (dt.datetime.fromisoformat(r["end"]) - origin).total_seconds())
+            label = f"[{r['emotion']}] " if r.get("emotion") else ""
+            who = f"{r['speaker']}: " if r.get("speaker") else ""
+            blocks.append(f"{len(blocks) + 1}\n{_srt_time(start)} --> {_srt_time(end)}\n{who}{label}{r['text']}\n")
     return "\n".join(blocks)
 
 

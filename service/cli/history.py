@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from pathlib import Path
 
 from subtone.config import settings_from_args
 from subtone.service.errors import SubtoneError
-from subtone.service.app.history import FORMATS, history_path, read_history, to_srt, to_txt, write_private
+from subtone.service.app.history import FORMATS, history_path, read_history, select, to_srt, to_txt, write_private
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=FORMATS, default="txt", help="srt or txt (default: txt)")
     export.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     export.add_argument("--file", metavar="HISTORY", help="history file to read (default: the configured one)")
+    export.add_argument("--since", metavar="WHEN", type=_when,
+                        help="only captions from this day or moment on (2026-12-03 or 2026-12-03T14:00)")
+    export.add_argument("--last-session", action="store_true", help="only the captions of the last `subtone run`")
     p.set_defaults(func=run)
+
+
+def _when(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date or moment such as 2026-12-03 or 2026-12-03T14:00")
+    return moment if moment.tzinfo else moment.astimezone()  # a local time, as the user reads the clock
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "path" or args.action is None:
         print(path)
         return 0
-    records = read_history(Path(args.file) if args.file else path)
+    records = select(read_history(Path(args.file) if args.file else path), args.since, args.last_session)
     text = to_srt(records) if args.format == "srt" else to_txt(records)
     if args.out:
         out = Path(args.out)
