@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                              "trim_encoder=off": {"asr.whisper.trim_encoder": False}}
     else:
         variant_overrides = {"configured": {}}
-    clips = read_clips(args.manifest, args.limit)
+    clips = read_clips(args.manifest, args.limit, args.stride)
     seconds = sum(c.seconds for c in clips)
     variants: dict[str, list[ClipResult]] = {}
     model = ""
@@ -138,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a setting override, e.g. runtime.threads=2 (repeatable)")
     parser.add_argument("--compare-trim", action="store_true", help="score asr.whisper.trim_encoder on and off in one run")
     parser.add_argument("--limit", type=int, default=0, help="only the first N clips")
+    parser.add_argument("--stride", type=int, default=1, help="every Nth clip (all speakers, fewer clips)")
     parser.add_argument("--show-errors", action="store_true", help="print the aligned errors of every clip")
     parser.add_argument("--json", type=Path, help="also write the results (per clip, per source) here")
     args = parser.parse_args(argv)

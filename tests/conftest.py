@@ -100,6 +100,9 @@ SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 ASR_DEV = SHARED_DATA / "asr-dev"
 EMOTION_DATA = SHARED_DATA / "emotion"
 JFK = ASR_DEV / "en" / "whisper_jfk" / "jfk.flac"
+TEST_MODEL = "whisper-tiny.en-int8"
+"""The small English model most tests run on (fast, exported by `whisper_model_dir`); the shipped
+default, whisper-base-int8, is exported and tested in test_whisper_base.py."""
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,12 @@ from subtone.service.audio import SAMPLE_RATE
 from subtone.service.audio.file import load_audio
 
 
+TEST_MODEL = "whisper-tiny.en-int8"
+"""Daemons in tests run the small English model unless a test names another (see conftest)."""
+
+
 def write_config(folder: Path, **sections: dict) -> Path:
+    sections.setdefault("asr", {}).setdefault("model", TEST_MODEL)
     lines = []
     for section, values in sections.items():
         lines.append(f"[{section}]")

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ASR_DEV
+from conftest import ASR_DEV, TEST_MODEL
 from subtone.config import load_settings
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.audio.file import load_audio
@@ -54,13 +54,13 @@ class QueueSource:
 
 @pytest.fixture(scope="module")
 def models(whisper_model_dir):
-    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "streaming.enabled": False})
+    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "asr.model": TEST_MODEL, "streaming.enabled": False})
     return load_models(settings)
 
 
 @pytest.fixture()
 def controller(models, whisper_model_dir):
-    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "trigger.mode": "push-to-talk",
+    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "asr.model": TEST_MODEL, "trigger.mode": "push-to-talk",
                                         "streaming.enabled": False})
     source = QueueSource()
     captions, states = [], []

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import ASR_DEV
+from conftest import ASR_DEV, TEST_MODEL
 from subtone.config import load_settings
 from subtone.export.evaluation.pipeline_replay import CaptionLog, blocks_of, feed_segmented
 from subtone.export.evaluation.text_normalize import normalize_english
@@ -33,7 +33,7 @@ def _words(text: str) -> list[str]:
 
 
 def test_long_speech_loses_and_doubles_no_word_at_its_seams(whisper_model_dir):
-    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "emotion.enabled": False})
+    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "asr.model": TEST_MODEL, "emotion.enabled": False})
     models = load_models(settings)
     rows = _rows()
     audios = [load_audio(ASR_DEV / r["audio"]) for r in rows]

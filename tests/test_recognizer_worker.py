@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import ASR_DEV, JFK
+from conftest import ASR_DEV, JFK, TEST_MODEL
 from subtone.config import load_settings
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.audio.file import load_audio
@@ -26,7 +26,7 @@ SHORT = ASR_DEV / "en" / "ljspeech" / "LJ001-0002.flac"  # "in being comparative
 
 @pytest.fixture(scope="module")
 def models(whisper_model_dir):
-    settings = load_settings(overrides={"models.dir": str(whisper_model_dir)})
+    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "asr.model": TEST_MODEL})
     m = load_models(settings)
     return m.transcriber, m.emotion
 

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from soak import run_soak  # noqa: E402
 
+from conftest import TEST_MODEL  # noqa: E402
 from subtone.config import load_settings  # noqa: E402
 
 
@@ -19,7 +20,7 @@ from subtone.config import load_settings  # noqa: E402
 def test_short_soak_loses_no_final_and_does_not_grow(tmp_path, whisper_model_dir, shared_data):
     config = tmp_path / "config.toml"
     config.write_text("")
-    settings = load_settings(config, {"models.dir": str(whisper_model_dir), "streaming.enabled": True})
+    settings = load_settings(config, {"models.dir": str(whisper_model_dir), "asr.model": TEST_MODEL, "streaming.enabled": True})
     report = run_soak(settings, seconds=150.0, warmup_s=60.0, sample_every_s=15.0)
     print(report.summary())
     assert report.utterances_ended >= 15, report.summary()

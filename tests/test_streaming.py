@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ASR_DEV, JFK
+from conftest import ASR_DEV, JFK, TEST_MODEL
 from subtone.config import ConfigError, load_settings
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.audio.file import load_audio
@@ -29,7 +29,7 @@ from subtone.export.evaluation.wer import count_errors
 
 @pytest.fixture(scope="module")
 def whisper(whisper_model_dir):
-    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "emotion.enabled": False})
+    settings = load_settings(overrides={"models.dir": str(whisper_model_dir), "asr.model": TEST_MODEL, "emotion.enabled": False})
     return load_models(settings).transcriber
 
 

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from conftest import JFK
+from conftest import JFK, TEST_MODEL
 from subtone.config import load_settings
 from subtone.service.cli.main import main
 
@@ -23,10 +23,10 @@ JFK_SENTENCE = "And so my fellow Americans ask not what your country can do for 
 SUBTONE = str(Path(sys.executable).with_name("subtone"))
 
 
-def _config(tmp_path: Path, models_dir: Path, model: str | None = None) -> Path:
-    """Settings on `models_dir`; `model` pins asr.model (default: the configured default model)."""
+def _config(tmp_path: Path, models_dir: Path, model: str = TEST_MODEL) -> Path:
+    """Settings on `models_dir` with asr.model pinned (the tests' small English model unless given)."""
     path = tmp_path / "config.toml"
-    asr = f'[asr]\nmodel = "{model}"\n' if model else ""
+    asr = f'[asr]\nmodel = "{model}"\n'
     # Emotion off: these tests are about speech; the emotion model has its own tests.
     path.write_text(
         f'[models]\ndir = "{models_dir}"\n[runtime]\nproviders = ["cpu"]\n[emotion]\nenabled = false\n{asr}',

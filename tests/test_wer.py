@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TEST_MODEL
+
 from subtone.export.evaluation.text_normalize import normalize_english
 from subtone.export.evaluation.wer import (
     DELETION,
@@ -151,7 +153,7 @@ def test_bench_wer_scores_two_clips_per_source(tmp_path: Path, whisper_model_dir
     ])
     out = tmp_path / "wer.json"
     result = _run_bench("--manifest", str(manifest), "--compare-trim", "--json", str(out),
-                        "--set", f"models.dir={json.dumps(str(whisper_model_dir))}")
+                        "--set", f"models.dir={json.dumps(str(whisper_model_dir))}", "--model", TEST_MODEL)
     assert result.returncode == 0, result.stderr
     assert "whisper_jfk" in result.stdout and "librivox" in result.stdout and "TOTAL" in result.stdout
     report = json.loads(out.read_text(encoding="utf-8"))

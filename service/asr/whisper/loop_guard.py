@@ -7,13 +7,19 @@ limit: seconds of decoding and garbage text. Three guards, all here:
   loop (twice happens in real speech: "can you hear me? can you hear me?"); the third copy goes
   and decoding stops, so a loop costs two copies of text at most and speech said twice is kept;
 - a token cap per second of audio (`final_token_cap`, `partial_token_cap`), far above speech;
-- after a decode that hit its cap, `strip_repeats` cuts a word-level loop off the end.
+- after a decode that hit its cap, `strip_repeats` cuts a word-level loop off the end;
+- `drop_unspoken_repeat`: a short utterance decoded with a trimmed window (its silent tail) often
+  comes back said twice ("장기자랑 1등은 우리 차지야. 장기자랑 1등은 우리 차지야." from 2.3 s of
+  audio). A trailing repeat goes when the text is faster than anyone talks and the text without it
+  is not; speech said twice at a human pace stays.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
+
+import numpy as np
 
 from subtone.service.asr.words import word_key
 from subtone.service.audio import SAMPLE_RATE
@@ -63,3 +69,43 @@ def final_token_cap(samples: int) -> int:
 
 def partial_token_cap(samples: int, tokens_per_s: float) -> int:
     return 4 + math.ceil(tokens_per_s * samples / SAMPLE_RATE)
+
+
+MAX_UNITS_PER_S = {"ko": 10.0, "ja": 10.0, "zh": 8.0}
+"""Fastest plausible speech in letters and digits per second of voiced audio where words are not
+spaced reliably (Korean is read at 5-7 syllables a second, 8-9 counting voiced time only)…"""
+MAX_WORDS_PER_S = 6.0
+"""…and in words per second of voiced audio elsewhere (conversational English 2.5-3 words a second)."""
+FRAME = SAMPLE_RATE * 30 // 1000
+VOICED_BELOW_PEAK_DB = 35.0
+VOICED_FLOOR_DBFS = -50.0
+
+
+def voiced_seconds(audio: np.ndarray) -> float:
+    """Seconds of 30 ms frames loud enough to hold speech (within 35 dB of the loudest, above -50 dBFS):
+    clips padded with silence would otherwise make any text look slow."""
+    frames = audio[: audio.size // FRAME * FRAME].reshape(-1, FRAME)
+    if not frames.size:
+        return 0.0
+    level = 10.0 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
+    return float((level > max(VOICED_FLOOR_DBFS, level.max() - VOICED_BELOW_PEAK_DB)).sum() * FRAME / SAMPLE_RATE)
+
+
+def _rate(text: str, seconds: float, language: str) -> float:
+    if language in MAX_UNITS_PER_S:
+        units = sum(ch.isalnum() for ch in text)
+    else:
+        units = len(text.split())
+    return units / max(seconds, 0.1)
+
+
+def drop_unspoken_repeat(text: str, audio: np.ndarray, language: str) -> str:
+    """`text` without a trailing repeated phrase when only that repeat makes it faster than speech."""
+    shorter = strip_repeats(text)
+    if shorter == text:
+        return text
+    seconds = voiced_seconds(audio)
+    limit = MAX_UNITS_PER_S.get(language, MAX_WORDS_PER_S)
+    if _rate(text, seconds, language) > limit >= _rate(shorter, seconds, language):
+        return shorter
+    return text

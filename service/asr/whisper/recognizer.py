@@ -24,7 +24,13 @@ from subtone.service.errors import SubtoneError
 from subtone.service.models.registry import ModelEntry
 from subtone.service.models.onnx_session import SessionInfo, create_session
 from subtone.service.asr.recognizer import CancelToken, DecodeCancelled, RecognizerCapabilities, Transcript
-from subtone.service.asr.whisper.loop_guard import final_token_cap, loop_start, partial_token_cap, strip_repeats
+from subtone.service.asr.whisper.loop_guard import (
+    drop_unspoken_repeat,
+    final_token_cap,
+    loop_start,
+    partial_token_cap,
+    strip_repeats,
+)
 from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
 from subtone.service.asr.whisper.language import LanguageGuess, LanguageSmoother, LanguageTokens, language_tokens
 from subtone.service.asr.whisper.tokenizer import SpecialTokens, WhisperTokenizer
@@ -218,6 +224,8 @@ class WhisperRecognizer:
         elif len(result.tokens) >= cap - 1:  # ran into the cap: most likely a loop the token guard missed
             text = strip_repeats(text, min_repeats=2)
             log.warning("%s: decode hit its %d-token cap; loop cut", self.name, cap)
+        else:
+            text = drop_unspoken_repeat(text, audio, result.language)
         return dataclasses.replace(result, text=text)
 
     def decode(self, audio: np.ndarray, max_tokens: int | None = None, run_options=None, commit: bool = True) -> Transcript:
