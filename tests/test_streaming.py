@@ -211,3 +211,22 @@ def test_final_wer_with_streaming_matches_without_on_asr_dev(whisper):
     assert log.partials >= len(rows), "partials ran while the clips played"
     assert all(n == 1 for n in log.finals.values()) and len(log.finals) == len(rows)
     assert abs(_wer(streamed) - _wer(plain)) <= 0.02, (_wer(streamed), _wer(plain))
+
+
+def _voiced(seconds: float, pad: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    silence = np.zeros(int(pad * SAMPLE_RATE), np.float32)
+    return np.concatenate([silence, tone, silence])
+
+
+def test_a_repeat_faster_than_anyone_speaks_is_dropped_and_speech_said_twice_is_kept():
+    from subtone.service.asr.whisper.loop_guard import drop_unspoken_repeat, voiced_seconds
+
+    audio = _voiced(1.7)  # 1.7 s of sound in 3.7 s of audio
+    assert voiced_seconds(audio) == pytest.approx(1.7, abs=0.05)
+    twice = "장기자랑 1등은 우리 차지야. 장기자랑 1등은 우리 차지야."  # 24 letters in 1.7 s: 14 a second
+    assert drop_unspoken_repeat(twice, audio, "ko") == "장기자랑 1등은 우리 차지야."
+    said_twice = "can you hear me? can you hear me?"  # 8 words in 2 s of voice: a human pace
+    assert drop_unspoken_repeat(said_twice, _voiced(2.0), "en") == said_twice
+    assert drop_unspoken_repeat("no repeat here at all", _voiced(0.3), "en") == "no repeat here at all"
