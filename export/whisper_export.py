@@ -162,6 +162,8 @@ def _manifest_entry(
         "source": origin,
         "languages": list(vocab.languages) or ["en"],
         "multilingual": bool(vocab.languages),
+        # An English-only model has the task tokens but was never trained to translate.
+        "tasks": ["transcribe", "translate"] if vocab.languages else ["transcribe"],
         "dims": {
             "n_mels": dims.n_mels,
             "n_audio_ctx": dims.n_audio_ctx,

@@ -58,6 +58,7 @@ def test_manifest_records_the_multilingual_vocabulary(base_models, base_ct2_dir)
     added = {t["content"]: t["id"] for t in json.loads((base_ct2_dir / "tokenizer.json").read_text())["added_tokens"]}
     special = info["special_tokens"]
     assert info["multilingual"] is True and info["dims"]["n_vocab"] == 51865 and info["dims"]["n_state"] == 512
+    assert info["tasks"] == ["transcribe", "translate"] and len(info["languages"]) == 99
     assert special["eot"] == added["<|endoftext|>"] and special["sot"] == added["<|startoftranscript|>"]
     assert special["transcribe"] == added["<|transcribe|>"] and special["no_timestamps"] == added["<|notimestamps|>"]
     vocabulary = (base_ct2_dir / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
