@@ -168,11 +168,23 @@ class _BoundedBlocks:
 
 
 class _CaptureThread:
-    """Start/stop for an audio source whose `_run` loop lives on its own thread until `_stop` is set."""
+    """Start/stop for an audio source whose `_run` loop lives on its own thread until `_stop` is set,
+    and the one way it reports trouble (`_report`: logged once per new message, then `on_error`)."""
 
     _stop: threading.Event
     _thread: threading.Thread | None
     _run: Callable[[], None]
+    _on_error: ErrorCallback
+    error: str | None = None
+
+    def _report(self, message: str | None) -> None:
+        """A new problem (or None: it works again) goes to the log and to on_error; a repeat does not."""
+        if message == self.error:
+            return
+        self.error = message
+        if message:
+            log.warning("%s", message)
+        self._on_error(message)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -272,14 +284,6 @@ class MicrophoneCapture(_CaptureThread):
                 continue
             backoff = min(backoff * 2, self._backoff_max_s)
         log.info("capture stopped; audio lost: %.1f s", self.lost_seconds)
-
-    def _report(self, message: str | None) -> None:
-        if message == self.error:
-            return
-        self.error = message
-        if message:
-            log.warning("%s", message)
-        self._on_error(message)
 
     def _open(self) -> tuple[Any, Any]:
         sd = _sounddevice()

@@ -153,11 +153,3 @@ class SystemAudioCapture(_CaptureThread):
             proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
-
-    def _report(self, message: str | None) -> None:
-        if message == self.error:
-            return
-        self.error = message
-        if message:
-            log.warning("%s", message)
-        self._on_error(message)
