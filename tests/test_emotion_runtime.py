@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import EMOTION_DATA, JFK
+from conftest import EMOTION_DATA, JFK, TEST_MODEL
 from subtone.config.settings import project_models_dir
 from subtone.export.emotion.data import SPLIT_FILE, load_manifest, load_split
 from subtone.service.audio.file import load_audio
@@ -70,7 +70,7 @@ def test_bad_samples_do_not_crash(shipped_emotion):
 
 def _transcribe(*args: str, config=None) -> subprocess.CompletedProcess:
     top = ["--config", str(config)] if config else []
-    return subprocess.run([sys.executable, "-m", "subtone.service.cli.main", *top, "transcribe", *args],
+    return subprocess.run([sys.executable, "-m", "subtone.service.cli.main", *top, "transcribe", "--model", TEST_MODEL, *args],
                           capture_output=True, text=True, timeout=300)
 
 
