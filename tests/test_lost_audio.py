@@ -35,3 +35,12 @@ def test_blocks_nobody_takes_push_out_the_oldest_and_count_as_lost():
         capture._out.put(AudioBlock(np.zeros(CHUNK, np.float32), i * 0.03))
     assert capture.lost_seconds == 10 * CHUNK / SAMPLE_RATE
     assert capture.blocks.get_nowait().t_start == 10 * 0.03  # the oldest went first
+
+
+def test_portaudio_errors_reach_the_user_in_words():
+    from subtone.service.audio.capture import in_words
+
+    raw = "Error starting stream: Unanticipated host error [PaErrorCode -9999]: 'ALSA error -5' [ALSA error -5]"
+    assert in_words(RuntimeError(raw)) == "it stopped answering: unplugged, or the sound system restarted"
+    assert in_words(RuntimeError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")).startswith("busy")
+    assert in_words(RuntimeError("something new\nsecond line")) == "something new"  # unknown: its first line

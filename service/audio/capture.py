@@ -269,7 +269,8 @@ class MicrophoneCapture(_CaptureThread):
             except SubtoneError as exc:
                 self._report(str(exc))
             except Exception as exc:  # PortAudioError and friends: the device is not there
-                self._report(f"microphone '{self.device_name}' unavailable: {_one_line(exc)}")
+                log.info("opening microphone '%s' failed: %s", self.device_name, _one_line(exc))
+                self._report(f"microphone '{self.device_name}' unavailable: {in_words(exc)}")
             else:
                 why = self._pump(stream, resampler)
                 _close(stream)
@@ -400,6 +401,28 @@ def _close(stream: Any) -> None:
         stream.close()
     except Exception:
         log.debug("closing the stream failed", exc_info=True)
+
+
+# PortAudio's errors as a person reads them: (pattern in its message, what it means).
+PORTAUDIO_WORDS = (
+    ("-9985", "busy: another program is using it"),  # paDeviceUnavailable
+    ("Device unavailable", "busy: another program is using it"),
+    ("-9996", "not found: unplugged, or a name that matches no microphone"),  # paInvalidDevice
+    ("-9997", "it cannot record at any rate subtone can use"),  # paInvalidSampleRate
+    ("-9998", "it has no mono or stereo input"),  # paInvalidChannelCount
+    ("error -5", "it stopped answering: unplugged, or the sound system restarted"),  # ALSA EIO under -9999
+    ("error -19", "it is gone: unplugged"),  # ALSA ENODEV
+    ("-9999", "the sound system refused it"),  # paUnanticipatedHostError, no better clue
+)
+
+
+def in_words(exc: BaseException) -> str:
+    """An audio error for the tray and the overlay: words first, PortAudio's own text only when unknown."""
+    text = _one_line(exc)
+    for pattern, words in PORTAUDIO_WORDS:
+        if pattern in text:
+            return words
+    return text
 
 
 def _one_line(exc: BaseException) -> str:
