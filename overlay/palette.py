@@ -18,6 +18,7 @@ and tritanopia (tests/test_palette.py).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -117,6 +118,7 @@ def worst_case_contrast(text: RGB, opacity: float = MIN_BACKDROP_OPACITY, backdr
     return min(contrast_ratio(text, over_black), contrast_ratio(text, over_white))
 
 
+@functools.lru_cache(maxsize=64)  # pure, a handful of colors, asked on every repaint
 def faded_alpha(text: RGB, floor: float = 0.7, opacity: float = MIN_BACKDROP_OPACITY) -> float:
     """How faint a tentative (still changing) word of this color may be drawn: as faint as `floor`,
     but never below WCAG AA contrast against the backdrop over anything on screen."""

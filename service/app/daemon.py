@@ -65,6 +65,8 @@ class Daemon:
         self.settings = settings
         self.options = options
         self._stop_requested = threading.Event()
+        self._input_ended = False
+        """end_of_input was sent (once: each one would flush the trigger again)."""
         self._caption_sinks: list[Callable[[Caption], None]] = []
         self._state_sinks: list[Callable[[StateChanged], None]] = []
         self._note_sinks: list[Callable[[str], None]] = []
@@ -160,7 +162,9 @@ class Daemon:
         source_done = getattr(self.source, "finished", None)
         if source_done is None or not source_done.is_set() or not self.source.blocks.empty():
             return False
-        self.controller.end_of_input()  # a recording that ends mid-speech still gets its final caption
+        if not self._input_ended:  # a recording that ends mid-speech still gets its final caption
+            self._input_ended = True
+            self.controller.end_of_input()
         if self.options.exit_when_done:
             stats = self.controller.worker.stats()
             busy = self.controller.state().state is ServiceState.RECOGNISING or self.controller.open_utterances()
