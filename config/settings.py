@@ -138,6 +138,7 @@ class OverlaySettings:
 @dataclass(frozen=True)
 class HotkeySettings:
     combo: str
+    recent_combo: str
     style: str = field(metadata=_choices("hold", "toggle"))
 
 

@@ -122,18 +122,7 @@ class CaptionOverlay(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.setWindowTitle("subtone captions")
 
-        family = settings.font_family or QFont().defaultFamily()
-        self._font = QFont(family)
-        self._font.setPointSize(settings.font_size)
-        self._label_font = QFont(self._font)
-        self._label_font.setBold(True)
-        self._partial_font = QFont(self._font)
-        self._partial_font.setItalic(True)
-        self._note_font = QFont(self._font)
-        self._note_font.setPointSize(max(8, round(settings.font_size * 0.6)))
-        label_metrics = QFontMetrics(self._label_font)
-        # Room for the widest emotion label plus a language tag ("KO"), so every caption's text starts in one column.
-        self._label_column = max(label_metrics.horizontalAdvance(self._prefix(st, "WW")) for st in palette.values())
+        self._set_fonts()
 
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
@@ -153,7 +142,29 @@ class CaptionOverlay(QWidget):
         app.primaryScreenChanged.connect(self._on_screens_changed)
         self._place()
 
+    def _set_fonts(self) -> None:
+        settings = self._settings
+        family = settings.font_family or QFont().defaultFamily()
+        self._font = QFont(family)
+        self._font.setPointSize(settings.font_size)
+        self._label_font = QFont(self._font)
+        self._label_font.setBold(True)
+        self._partial_font = QFont(self._font)
+        self._partial_font.setItalic(True)
+        self._note_font = QFont(self._font)
+        self._note_font.setPointSize(max(8, round(settings.font_size * 0.6)))
+        label_metrics = QFontMetrics(self._label_font)
+        # Room for the widest emotion label plus a language tag ("KO"), so every caption's text starts in one column.
+        self._label_column = max(label_metrics.horizontalAdvance(self._prefix(st, "WW")) for st in self._palette.values())
+
     # ----- public -----
+
+    def apply_settings(self, settings: OverlaySettings) -> None:
+        """A new look ([overlay] reloaded): fonts, place, size, timing; captions on screen stay."""
+        self._settings = settings
+        self._set_fonts()
+        self._place()
+        self.update()
 
     def show_caption(self, caption: Caption) -> None:
         if caption.is_final and not caption.text.strip():
@@ -384,7 +395,9 @@ class CaptionOverlay(QWidget):
         painter.setPen(note)
         painter.setFont(self._note_font)
         ascent = QFontMetrics(self._note_font).ascent()
-        for text in header:
+        room = box.width() - 2 * PADDING_PX
+        for text in header:  # one line each, however long: a long banner ends in "…"
+            text = QFontMetrics(self._note_font).elidedText(text, Qt.TextElideMode.ElideRight, room)
             painter.drawText(box.left() + PADDING_PX, y + ascent, text)
             y += QFontMetrics(self._note_font).lineSpacing()
 

@@ -6,7 +6,11 @@
 Everything here is plain threads; the Qt side (overlay, tray) only sees the callbacks
 `on_caption`, `on_state` and `on_note`, which may be called from any thread (the daemon posts
 them through the overlay's CaptionBridge). Tray commands arrive as method calls
-(`set_listening`, `set_mode`, `set_device`) from any thread too.
+(`set_listening`, `set_mode`, `set_device`, `set_source`) from any thread too.
+
+Audio sources (`[audio] source`): one capture and one trigger thread per source, keyed MICROPHONE
+and SYSTEM. `set_source` stops only the sources that go (each closes its open utterance, so the
+caption being spoken is still decoded) and starts only those that come; the models stay loaded.
 
 State (what the tray shows): ERROR while the microphone or the speech model is unusable (with
 its one-line message), else IDLE when not listening, RECOGNISING while the worker decodes,
@@ -39,10 +43,18 @@ from subtone.service.events import (
     UtteranceEvent,
     UtteranceStarted,
 )
-from subtone.service.trigger.stage import TriggerStage
+from subtone.service.trigger.stage import MODES, TriggerStage
 from subtone.service.trigger.voice_detector import VoiceDetector
 
 log = logging.getLogger(__name__)
+
+
+SOURCES: dict[str, tuple[str, ...]] = {
+    "microphone": (MICROPHONE,),
+    "system": (SYSTEM,),
+    "both": (MICROPHONE, SYSTEM),
+}
+"""[audio] source → the audio sources it runs."""
 
 
 class AudioSource(Protocol):
@@ -126,22 +138,23 @@ class Controller:
         models: Callable[[], ModelSet] | None = None,
         voice_detector: VoiceDetector | None = None,
         on_banner: Callable[[str], None] = lambda text: None,
+        source_factory: Callable[[str], AudioSource] | None = None,
     ) -> None:
         self.settings = settings
         self.sources: dict[str, AudioSource] = dict(source) if isinstance(source, Mapping) else {MICROPHONE: source}
-        self.source = self.sources.get(MICROPHONE) or next(iter(self.sources.values()))
-        """The microphone (or the recording played instead); the hotkey, mode and device apply to it."""
         self._speakers = {MICROPHONE: settings.audio.microphone_name, SYSTEM: settings.audio.system_name}
         self._on_caption = on_caption
         self._on_state = on_state
         self._on_note = on_note
         self._on_banner = on_banner
         self._models = models or (lambda: load_models(settings))
-        ids = itertools.count(1)  # one sequence: utterance ids are unique across sources
-        self.triggers = {
-            label: TriggerStage.from_settings(settings, ids, voice_detector, audio_source=label) for label in self.sources
-        }
-        self.trigger = next(t for label, t in self.triggers.items() if self.sources[label] is self.source)
+        self._source_factory = source_factory
+        """Makes a source for a label (MICROPHONE, SYSTEM); None: the sources cannot change (a recording)."""
+        self._ids = itertools.count(1)  # one sequence: utterance ids are unique across sources
+        self._voice_detector = voice_detector
+        self._mode = settings.trigger.mode
+        """The microphone's trigger mode; kept while no microphone runs, for when it comes back."""
+        self.triggers = {label: self._new_trigger(label) for label in self.sources}
         self.worker = RecognizerWorker(
             self._load_models,
             on_caption=self._caption,
@@ -164,47 +177,152 @@ class Controller:
         self._published: StateChanged | None = None
         self._stop = threading.Event()
         self._input_ended = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[str, tuple[threading.Thread, threading.Event]] = {}
+        """Each source's trigger thread and the event that ends it alone (a source switched off)."""
+        self._switch_lock = threading.Lock()
+        """One source switch at a time, and none during stop()."""
+        self._emotion_shown = settings.emotion.enabled
+        self._models_note = ""
+        self.lost_seconds = 0.0
+        """Audio thrown away by sources already switched off (the running ones count their own)."""
+
+    @property
+    def source(self) -> AudioSource:
+        """The microphone (or the recording played instead), else the one source running; the
+        hotkey, mode and device apply to the microphone."""
+        sources = self.sources
+        return sources.get(MICROPHONE) or next(iter(sources.values()))
+
+    @property
+    def trigger(self) -> TriggerStage:
+        triggers = self.triggers
+        return triggers.get(MICROPHONE) or next(iter(triggers.values()))
+
+    @property
+    def source_kind(self) -> str:
+        """The running sources as an [audio] source value."""
+        labels = tuple(label for label in (MICROPHONE, SYSTEM) if label in self.sources)
+        return next((kind for kind, wanted in SOURCES.items() if wanted == labels), "microphone")
+
+    def _new_trigger(self, label: str) -> TriggerStage:
+        trigger = TriggerStage.from_settings(self.settings, self._ids, self._voice_detector, audio_source=label)
+        if label == MICROPHONE:
+            trigger.set_mode(self._mode)
+        return trigger
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self._publish()
         self.worker.start()
-        for label, source in self.sources.items():
-            source.start()
-            thread = threading.Thread(target=self._trigger_loop, args=(label,), name=f"trigger-{label}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        for label in self.sources:
+            self._start_source(label)
+
+    def _start_source(self, label: str) -> None:
+        self.sources[label].start()
+        ended = threading.Event()
+        thread = threading.Thread(target=self._trigger_loop, args=(label, ended), name=f"trigger-{label}", daemon=True)
+        self._threads[label] = (thread, ended)
+        thread.start()
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Close open utterances, stop the audio, let the worker finish what waits; True if all ended."""
-        self._stop.set()
-        ok = True
-        for thread in self._threads:
-            thread.join(5.0)
-            ok &= not thread.is_alive()
-        for source in self.sources.values():
-            ok &= source.stop()
-        ok &= self.worker.stop(timeout)
-        return ok
+        with self._switch_lock:
+            self._stop.set()
+            ok = True
+            for thread, _ in self._threads.values():
+                thread.join(5.0)
+                ok &= not thread.is_alive()
+            for source in self.sources.values():
+                ok &= source.stop()
+            ok &= self.worker.stop(timeout)
+            return ok
+
+    def set_source(self, kind: str) -> bool:
+        """Caption the microphone, the system audio or both ([audio] source values). Blocks while
+        streams stop and open (up to a few seconds): call it off the GUI thread. False when the
+        sources cannot change (a recording plays) or the controller is stopping."""
+        if kind not in SOURCES:
+            raise ValueError(f"audio source {kind!r}: expected one of {', '.join(SOURCES)}")
+        with self._switch_lock:
+            if self._stop.is_set():
+                return False
+            if self._source_factory is None:
+                log.warning("audio source cannot change while a recording plays")
+                return False
+            wanted = SOURCES[kind]
+            for label in [label for label in self.sources if label not in wanted]:
+                self._stop_source(label)
+            for label in wanted:
+                if label not in self.sources:
+                    self._add_source(label)
+            log.info("audio source: %s", kind)
+        self._publish()
+        return True
+
+    def _stop_source(self, label: str) -> None:
+        """Stop its audio first, then its trigger thread: that one pushes what is left in the queue and
+        closes the open utterance, so the words being spoken still become a caption."""
+        source = self.sources[label]
+        source.stop()
+        thread, ended = self._threads.pop(label)
+        ended.set()
+        thread.join(5.0)
+        if thread.is_alive():
+            log.warning("trigger thread for %s did not stop within 5 s", label)
+        with self._lock:
+            sources = dict(self.sources)
+            del sources[label]
+            self.sources = sources  # replaced, not changed: readers on other threads see one or the other
+            triggers = dict(self.triggers)
+            del triggers[label]
+            self.triggers = triggers
+            self._source_errors.pop(label, None)
+        self.lost_seconds += float(getattr(source, "lost_seconds", 0.0))
+
+    def _add_source(self, label: str) -> None:
+        assert self._source_factory is not None
+        source = self._source_factory(label)
+        trigger = self._new_trigger(label)
+        with self._lock:  # set_listening holds it too: the new stage cannot miss a change
+            trigger.set_listening(self.trigger.listening if self.triggers else self.settings.trigger.listening)
+            self.sources = {**self.sources, label: source}
+            self.triggers = {**self.triggers, label: trigger}
+        self._start_source(label)
+
+    def set_speaker_names(self, microphone: str, system: str) -> None:
+        """How captions name the two sources ([audio] microphone_name, system_name), from now on."""
+        self._speakers = {MICROPHONE: microphone, SYSTEM: system}
+
+    def set_emotion_shown(self, on: bool) -> None:
+        """Show or hide the emotion of captions ([emotion] enabled) without reloading models; the
+        model loaded at start keeps running, its answer is only left out while hidden."""
+        self._emotion_shown = on
+        self._post_note()
 
     # -- commands from the tray / hotkey (any thread) -----------------------------------
     @property
     def mode(self) -> str:
-        return self.trigger.mode
+        return self._mode
 
     @property
     def listening(self) -> bool:
         return self.trigger.listening
 
     def set_listening(self, on: bool) -> None:
-        for trigger in self.triggers.values():
-            trigger.set_listening(on)
+        with self._lock:
+            for trigger in self.triggers.values():
+                trigger.set_listening(on)
         log.info("listening %s", "on" if on else "off")
         self._publish()
 
     def set_mode(self, mode: str) -> None:
-        self.trigger.set_mode(mode)
+        """The microphone's trigger mode (what the computer plays is always voice-triggered)."""
+        microphone = self.triggers.get(MICROPHONE)
+        if microphone is not None:
+            microphone.set_mode(mode)
+        elif mode not in MODES:
+            raise ValueError(f"trigger mode {mode!r}: expected one of {MODES}")
+        self._mode = mode
         log.info("trigger mode: %s", mode)
 
     def set_device(self, spec: str) -> None:
@@ -270,8 +388,22 @@ class Controller:
             if self.settings_note:  # the model error takes the tray; the settings still get a word
                 self._on_note(self.settings_note)
             raise
-        self._on_note(" · ".join(note for note in (self.settings_note, models.note) if note))
+        self._models_note = models.note
+        self.emotion_loaded = models.emotion is not None
+        self._post_note()
         return models.transcriber, models.emotion
+
+    emotion_loaded = False
+    """Whether an emotion model runs (known once the models are loaded)."""
+
+    def set_settings_note(self, text: str) -> None:
+        """Problems with the settings file (after a reload): shown with the model note."""
+        self.settings_note = text
+        self._post_note()
+
+    def _post_note(self) -> None:
+        hidden = "emotion off (settings)" if self.emotion_loaded and not self._emotion_shown else ""
+        self._on_note(" · ".join(note for note in (self.settings_note, self._models_note, hidden) if note))
 
     def _model_failed(self, message: str) -> None:
         with self._lock:
@@ -296,19 +428,23 @@ class Controller:
                 self._key_utterances.discard(caption.utterance_id)
         if len(self.sources) > 1 or caption.audio_source != MICROPHONE:  # say who spoke
             caption = replace(caption, speaker=self._speakers.get(caption.audio_source, caption.audio_source))
+        if not self._emotion_shown and caption.emotion is not None:
+            caption = replace(caption, emotion=None, scores={})
         try:
             self._on_caption(caption)
         except Exception:  # a broken sink must not stop the recognizer
             log.exception("a caption sink failed")
 
     # -- the trigger thread --------------------------------------------------------------
-    def _trigger_loop(self, label: str) -> None:
+    def _trigger_loop(self, label: str, ended: threading.Event) -> None:
         source, trigger = self.sources[label], self.triggers[label]
         t_last = time.monotonic()
         while not self._stop.is_set():
             try:
                 block = source.blocks.get(timeout=0.1)
             except queue.Empty:
+                if ended.is_set():  # switched off: its audio is stopped and every block is in
+                    break
                 block = None
             if block is not None:
                 t_last = block.t_start + block.samples.size / SAMPLE_RATE

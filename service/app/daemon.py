@@ -8,6 +8,11 @@ decodes what is waiting, the history is flushed, and every thread it started is 
 
 Errors that the user can fix (microphone gone, model missing, hotkey impossible) are logged,
 shown in the tray, and the service keeps going with what still works.
+
+Changes while running (tray: audio source, "Reload settings"; the settings file saved, polled every
+WATCH_S) run one at a time on the "daemon-task" thread, since streams and hotkeys take a moment to
+stop and open; what touches Qt (overlay, tray, the recent-captions window) is posted to the main
+thread.
 """
 
 from __future__ import annotations
@@ -22,14 +27,23 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from subtone.config import Settings
-from subtone.config.settings import DEFAULT_TOML
+from subtone.config.settings import DEFAULT_TOML, ConfigError, load_settings_forgiving, user_config_path
 from subtone.service.app.banners import banner_for, how_to_start
-from subtone.service.app.controller import Controller
+from subtone.service.app.controller import SOURCES, Controller
+from subtone.service.app.recent import RecentCaptions, entry_line
+from subtone.service.app.settings_reload import (
+    ReloadPlan,
+    SettingsFileWatch,
+    plan_reload,
+    reload_banner,
+    settings_in_effect,
+)
 from subtone.service.app.event_log import EventLog
 from subtone.service.events import MICROPHONE, SYSTEM, Caption, ServiceState, StateChanged
 from subtone.service.app.history import CaptionHistory, history_path
@@ -40,6 +54,13 @@ log = logging.getLogger(__name__)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 POLL_S = 0.2
 """How often the main loop checks for a stop request (tray Quit, end of an input file)."""
+WATCH_S = 2.0
+"""How often the settings file is checked for a save (then reloaded as by the tray's item)."""
+SOURCE_BANNERS = {
+    "microphone": "captioning the microphone",
+    "system": "captioning what this computer plays",
+    "both": "captioning the microphone and what this computer plays",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,10 @@ class DaemonOptions:
     """The user settings file the tray's "Settings" item opens."""
     settings_problems: tuple[str, ...] = ()
     """Keys of the settings file that were skipped (or the file, when it is not TOML): shown as a note."""
+    settings_overrides: tuple[tuple[str, Any], ...] = ()
+    """The command line's dotted overrides (--mode, --device): a reload keeps them on top of the file."""
+    watch_settings: bool = True
+    """Reload the settings file when it is saved."""
 
 
 class Daemon:
@@ -83,15 +108,17 @@ class Daemon:
             self._note_sinks.append(self.event_log.note)
         if self.history:
             self._caption_sinks.append(self.history.append)
-        self.sources = self._make_sources()
-        self.source = self.sources.get(MICROPHONE) or next(iter(self.sources.values()))
+        self.recent = RecentCaptions()
+        """This session's recent finished captions, for the "Recent captions" window."""
+        self._caption_sinks.append(self.recent.add)
         self.controller = Controller(
             settings,
-            self.sources,
+            self._make_sources(),
             on_caption=self._fan_out(self._caption_sinks),
             on_state=self._fan_out(self._state_sinks),
             on_note=self._fan_out(self._note_sinks),
             on_banner=lambda text: self._banner_sink(text),
+            source_factory=None if options.input_file else self._make_source,
         )
         self.controller.settings_note = _settings_note(options.settings_problems)
         self.hotkey: Any = None
@@ -101,6 +128,29 @@ class Daemon:
         self._banner_lock = threading.Lock()
         self._device_sink: Callable[[list[str]], None] = lambda names: None
         """Where the capture thread's fresh device lists go (the tray, via the Qt main thread)."""
+        self._on_main: Callable[[Callable[[], None]], None] = lambda fn: fn()
+        """Runs a function on the Qt main thread (at once, without Qt)."""
+        self._tasks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daemon-task")
+        self.tray: Any = None
+        self.overlay: Any = None
+        self.recent_window: Any = None
+        self.recent_hotkey: Any = None
+        self._qt = False
+        self._watch = SettingsFileWatch(self.settings_path) if options.watch_settings and not options.input_file else None
+        self._watch_due = time.monotonic() + WATCH_S
+
+    @property
+    def sources(self) -> dict[str, Any]:
+        """The audio sources running now (they change with the tray's Source menu)."""
+        return self.controller.sources
+
+    @property
+    def source(self) -> Any:
+        return self.controller.source
+
+    @property
+    def settings_path(self) -> Path:
+        return self.options.settings_file or user_config_path()
 
     @staticmethod
     def _fan_out(sinks: list[Callable[[Any], None]]) -> Callable[[Any], None]:
@@ -120,11 +170,15 @@ class Daemon:
             from subtone.service.audio.capture import FileSource
 
             return {MICROPHONE: FileSource(self.options.input_file, audio.block_ms, realtime=self.options.input_realtime)}
-        sources: dict[str, Any] = {}
-        if audio.source in ("microphone", "both"):
+        return {label: self._make_source(label) for label in SOURCES[audio.source]}
+
+    def _make_source(self, label: str) -> Any:
+        """The microphone or the system audio, with the settings in effect (the controller's factory)."""
+        audio = self.settings.audio
+        if label == MICROPHONE:
             from subtone.service.audio.capture import MicrophoneCapture
 
-            sources[MICROPHONE] = MicrophoneCapture(
+            return MicrophoneCapture(
                 audio.device,
                 audio.block_ms,
                 on_error=lambda message: self.controller.source_error(MICROPHONE, message),
@@ -132,16 +186,14 @@ class Daemon:
                 latency_ms=audio.latency_ms,
                 on_devices=lambda names: self._device_sink(names),
             )
-        if audio.source in ("system", "both"):
-            from subtone.service.audio.system import SystemAudioCapture
+        from subtone.service.audio.system import SystemAudioCapture
 
-            sources[SYSTEM] = SystemAudioCapture(
-                audio.system_device,
-                audio.block_ms,
-                on_error=lambda message: self.controller.source_error(SYSTEM, message),
-                backoff_max_s=audio.reopen_backoff_max_s,
-            )
-        return sources
+        return SystemAudioCapture(
+            audio.system_device,
+            audio.block_ms,
+            on_error=lambda message: self.controller.source_error(SYSTEM, message),
+            backoff_max_s=audio.reopen_backoff_max_s,
+        )
 
     # -- running -----------------------------------------------------------------------
     def run(self) -> int:
@@ -177,6 +229,7 @@ class Daemon:
             self._start()
             while not self._should_stop():
                 time.sleep(POLL_S)
+                self._check_settings_file()
         finally:
             self.shutdown()
             for sig, handler in previous.items():
@@ -191,23 +244,30 @@ class Daemon:
         class _DeviceLists(QObject):
             changed = Signal(object)
 
+        class _MainThread(QObject):
+            call = Signal(object)
+
         from subtone.overlay.bridge import CaptionBridge
 
         app = QApplication.instance() or QApplication(["subtone"])
         app.setQuitOnLastWindowClosed(False)
+        self._qt = True
+        main = _MainThread()
+        main.call.connect(lambda fn: fn(), Qt.ConnectionType.QueuedConnection)
+        self._on_main = main.call.emit
         bridge = CaptionBridge()
         tray = None
         if self.options.overlay:
             from subtone.overlay.window import CaptionOverlay
 
-            overlay = CaptionOverlay(self.settings.overlay)
+            overlay = self.overlay = CaptionOverlay(self.settings.overlay)
             bridge.attach_overlay(overlay)
             self._caption_sinks.insert(0, bridge.post_caption)
             self._note_sinks.insert(0, bridge.post_note)
             self._banner_sink = bridge.post_banner
             self._state_sinks.append(self._state_banner)
         if self.options.tray:
-            tray = self._make_tray()
+            tray = self.tray = self._make_tray()
             if tray is not None:
                 bridge.attach_state(tray.set_state)
                 self._state_sinks.insert(0, bridge.post_state)
@@ -246,6 +306,7 @@ class Daemon:
                     signal.signal(sig, on_signal)
             if self._should_stop():
                 app.quit()
+            self._check_settings_file()
 
         timer = QTimer()
         timer.timeout.connect(poll)
@@ -262,6 +323,8 @@ class Daemon:
         finally:
             timer.stop()
             notifier.setEnabled(False)
+            if self.recent_window is not None:
+                self.recent_window.close()
             if tray is not None:
                 try:
                     tray.stop()
@@ -288,6 +351,7 @@ class Daemon:
         self.controller.start()
         if self.options.hotkey:
             self._start_hotkey()
+            self._start_recent_hotkey()
         if self.event_log:
             names = ", ".join(getattr(source, "device_name", "") for source in self.sources.values())
             self.event_log.ready(self.hotkey is not None, names)
@@ -306,21 +370,151 @@ class Daemon:
             log.warning("push-to-talk hotkey unavailable: %s", message)
             self._fan_out(self._note_sinks)(f"hotkey unavailable: {message}")
 
+    def _start_recent_hotkey(self) -> None:
+        """The key that opens and closes the recent-captions window ([hotkey] recent_combo; "" for none)."""
+        combo = self.settings.hotkey.recent_combo
+        if not combo or not self._qt:
+            return
+        try:
+            from subtone.service.trigger.hotkey import HotkeyListener
+
+            self.recent_hotkey = HotkeyListener(combo, lambda: self._on_main(self._toggle_recent), lambda: None)
+            self.recent_hotkey.start()
+        except Exception as exc:
+            self.recent_hotkey = None
+            message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            log.warning("recent-captions hotkey unavailable: %s", message)
+
+    def _stop_hotkeys(self) -> None:
+        for name in ("hotkey", "recent_hotkey"):
+            listener = getattr(self, name)
+            setattr(self, name, None)
+            if listener is not None:
+                try:
+                    listener.stop()
+                except Exception:
+                    log.exception("stopping the %s listener failed", name)
+
+    # -- the recent-captions window (Qt main thread) -------------------------------------
+    def open_recent(self) -> None:
+        """The tray's "Recent captions": show the window (any thread)."""
+        self._on_main(lambda: self._recent(toggle=False))
+
+    def _toggle_recent(self) -> None:
+        self._recent(toggle=True)
+
+    def _recent(self, toggle: bool) -> None:
+        if not self._qt:
+            log.warning("no window for recent captions without a display")
+            return
+        if self.recent_window is None:
+            from subtone.overlay.recent_window import RecentCaptionsWindow
+
+            self.recent_window = RecentCaptionsWindow(self.recent, entry_line, self.settings.overlay.font_family,
+                                                      self.recent.max_age_s / 60)
+        if toggle:
+            self.recent_window.toggle()
+        else:
+            self.recent_window.open()
+
+    # -- changes while running (the daemon-task thread) ----------------------------------
+    def switch_source(self, kind: str) -> Future:
+        """The tray's Source menu: caption the microphone, the system audio or both (any thread)."""
+        return self._tasks.submit(self._switch_source, kind)
+
+    def _switch_source(self, kind: str) -> None:
+        if kind == self.controller.source_kind:
+            return
+        if self.controller.set_source(kind):
+            self._banner_sink(SOURCE_BANNERS[kind])
+            self._on_main(self._send_tray_source)
+            if MICROPHONE in self.sources and self.tray is not None:
+                self._on_main(lambda: self._send_devices(self.tray))
+        else:
+            self._banner_sink("the audio source cannot change while a recording plays")
+            self._on_main(self._send_tray_source)
+
+    def _send_tray_source(self) -> None:
+        if self.tray is not None:
+            self.tray.set_source(self.controller.source_kind)
+
+    def reload_settings(self) -> Future:
+        """The tray's "Reload settings" (and a save of the file): apply what can change now (any thread)."""
+        return self._tasks.submit(self._reload)
+
+    def _check_settings_file(self) -> None:
+        if self._watch is None or time.monotonic() < self._watch_due:
+            return
+        self._watch_due = time.monotonic() + WATCH_S
+        if self._watch.changed():
+            log.info("settings file %s changed: reloading", self.settings_path)
+            self._tasks.submit(self._reload, quiet_if_unchanged=True)
+
+    def _reload(self, quiet_if_unchanged: bool = False) -> ReloadPlan | None:
+        """Re-read the settings file and apply it; the banner says what happened (a save that changed
+        nothing, e.g. a comment, says nothing when `quiet_if_unchanged`)."""
+        try:
+            reloaded, problems = load_settings_forgiving(self.options.settings_file,
+                                                         dict(self.options.settings_overrides))
+        except ConfigError as exc:  # the --config file is gone: keep what runs
+            log.error("settings not reloaded: %s", exc)
+            self._banner_sink(f"⚠ settings not reloaded: {exc}")
+            return None
+        plan = plan_reload(self.settings, reloaded, problems, self.controller.emotion_loaded)
+        for problem in problems:
+            log.error("settings: %s", problem)
+        self.settings = settings_in_effect(self.settings, reloaded, plan)
+        self.controller.settings = self.settings  # sources and triggers made from now on use them
+        self._apply(plan)
+        self.controller.set_settings_note(_settings_note(problems))
+        text = reload_banner(plan)
+        log.info("%s", text)
+        if self.event_log:
+            self.event_log.reload(text, plan.live, plan.restart, plan.problems)
+        if plan.changed or plan.problems or not quiet_if_unchanged:
+            self._banner_sink(text)
+        return plan
+
+    def _apply(self, plan: ReloadPlan) -> None:
+        """Apply the keys of a reload that change live (self.settings holds their new values)."""
+        live, s = set(plan.live), self.settings
+        if "trigger.mode" in live:
+            self.controller.set_mode(s.trigger.mode)
+            self._on_main(lambda: self.tray and self.tray.set_mode(s.trigger.mode))
+        if "trigger.listening" in live:
+            self.controller.set_listening(s.trigger.listening)
+            self._on_main(lambda: self.tray and self.tray.set_listening(s.trigger.listening))
+        if "audio.device" in live and MICROPHONE in self.sources:
+            self.controller.set_device(s.audio.device)
+        if "audio.system_device" in live and SYSTEM in self.sources:
+            self.sources[SYSTEM].set_device(s.audio.system_device)
+        if "audio.source" in live:
+            self._switch_source(s.audio.source)
+        if {"audio.microphone_name", "audio.system_name"} & live:
+            self.controller.set_speaker_names(s.audio.microphone_name, s.audio.system_name)
+        if "emotion.enabled" in live:
+            self.controller.set_emotion_shown(s.emotion.enabled)
+        if any(key.startswith("overlay.") for key in live) and self.overlay is not None:
+            overlay_settings = s.overlay
+            self._on_main(lambda: self.overlay.apply_settings(overlay_settings))
+        if {"hotkey.combo", "hotkey.recent_combo"} & live and self.options.hotkey:
+            self._stop_hotkeys()
+            self._start_hotkey()
+            self._start_recent_hotkey()
+
     def shutdown(self) -> None:
         """Idempotent: stop hotkey, controller (audio, trigger, worker), flush history and logs."""
         if getattr(self, "_shut_down", False):
             return
         self._shut_down = True
-        if self.hotkey is not None:
-            try:
-                self.hotkey.stop()
-            except Exception:
-                log.exception("stopping the hotkey listener failed")
+        self._tasks.shutdown(wait=True)  # a source switch or reload under way ends first
+        self._stop_hotkeys()
         clean = self.controller.stop()
         if self.history:
             self.history.close()
         left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
-        lost = sum(float(getattr(source, "lost_seconds", 0.0)) for source in self.sources.values())
+        lost = self.controller.lost_seconds + sum(float(getattr(source, "lost_seconds", 0.0))
+                                                  for source in self.sources.values())
         log.info(
             "stopped %s; threads still running: %s; audio lost: %.1f s",
             "cleanly" if clean else "with a timeout",
@@ -345,6 +539,10 @@ class Daemon:
                 on_quit=self.request_stop,
                 listening=self.controller.listening,
                 mode=self.controller.mode,
+                on_source=self.switch_source,
+                on_recent=self.open_recent,
+                on_reload=self.reload_settings,
+                source=self.controller.source_kind,
             )
         except Exception as exc:  # no tray host, no GTK: captions still work
             log.warning("tray unavailable: %s", exc)
@@ -362,19 +560,18 @@ class Daemon:
 
     def _current_device(self) -> str:
         """For the tray: "" marks "System default", else the name of the device in use."""
-        return getattr(self.source, "device_name", "") if self.settings.audio.device else ""
+        microphone = self.sources.get(MICROPHONE)
+        return getattr(microphone, "device_name", "") if microphone is not None and self.settings.audio.device else ""
 
     def _switch_device(self, name: str) -> None:
         self.controller.set_device(name)
 
     def open_settings(self) -> Path:
-        path = self.options.settings_file
-        if path is None:
-            from subtone.config import user_config_path
-
-            path = user_config_path()
+        path = self.settings_path
         if not path.exists():
             write_commented_defaults(path)
+            if self._watch is not None:
+                self._watch.changed()  # nothing to reload: every line is commented out
         _open_with_desktop(path)
         return path
 

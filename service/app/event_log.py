@@ -1,6 +1,6 @@
 """Captions and state changes as JSON lines, for tests, soak runs and scripts (`subtone run --events-jsonl`).
 
-Each line has "type" ("caption" or "state"), "wall" (Unix time written) and "mono" (monotonic
+Each line has "type" ("caption", "state", "ready", "note", "reload" or "exit"), "wall" (Unix time written) and "mono" (monotonic
 time written, comparable with a caption's t_start/t_end, which are monotonic too).
 """
 
@@ -47,6 +47,11 @@ class EventLog:
     def exit(self, clean: bool, threads: list[str], audio_lost_s: float = 0.0) -> None:
         """The last line: whether every thread ended, the names of any still running, audio thrown away."""
         self._write({"type": "exit", "clean": clean, "threads": threads, "audio_lost_s": round(audio_lost_s, 3)})
+
+    def reload(self, text: str, live: tuple[str, ...], restart: tuple[str, ...], problems: tuple[str, ...]) -> None:
+        """The settings file was reloaded: the banner's words, and the keys applied, waiting, skipped."""
+        self._write({"type": "reload", "text": text, "live": list(live), "restart": list(restart),
+                     "problems": list(problems)})
 
     def note(self, text: str) -> None:
         self._write({"type": "note", "text": text})

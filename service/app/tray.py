@@ -8,10 +8,12 @@
     tray.set_state(StateChanged(ServiceState.ERROR, "microphone 'USB mic' disappeared"))
     tray.stop()
 
-Menu: Listening (check), Mode ▸ Push-to-talk / Voice-activated / Both (radio), Microphone ▸
-System default / one entry per device (radio), Open settings file, Open caption history,
-in error a disabled line with the error, Quit. Callbacks get the new value (on_listening:
-bool, on_mode: a [trigger] mode, on_device: a device name or "" for the default).
+Menu: Listening (check), Mode ▸ Push-to-talk / Voice-activated / Both (radio), Source ▸
+Microphone / System audio / Both (radio), Microphone ▸ System default / one entry per device
+(radio; greyed while only system audio is captioned), Recent captions, Open settings file,
+Reload settings, Open caption history, in error a disabled line with the error, Quit. Callbacks
+get the new value (on_listening: bool, on_mode: a [trigger] mode, on_source: an [audio] source,
+on_device: a device name or "" for the default); on_recent, on_reload take none.
 
 Threads: with the GTK backend (chosen when PyGObject is installed and PYSTRAY_BACKEND is not
 set) `run_detached()` hooks into the GLib main loop that Qt's event loop already runs, so menu
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 MODES: dict[str, str] = {"push-to-talk": "Push-to-talk", "voice": "Voice-activated", "both": "Both"}
 """[trigger] mode → menu text."""
+SOURCES: dict[str, str] = {"microphone": "Microphone", "system": "System audio", "both": "Both"}
+"""[audio] source → menu text."""
 ICON_SIZE = 64
 
 
@@ -155,9 +159,19 @@ class Tray:
         on_quit: Callable[[], None],
         listening: bool = True,
         mode: str = "push-to-talk",
+        on_source: Callable[[str], None] = lambda kind: None,
+        on_recent: Callable[[], None] = lambda: None,
+        on_reload: Callable[[], None] = lambda: None,
+        source: str = "microphone",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"tray mode {mode!r}: expected one of {', '.join(MODES)}")
+        if source not in SOURCES:
+            raise ValueError(f"tray source {source!r}: expected one of {', '.join(SOURCES)}")
+        self._on_source = on_source
+        self._on_recent = on_recent
+        self._on_reload = on_reload
+        self._source = source
         self._on_listening = on_listening
         self._on_mode = on_mode
         self._on_device = on_device
@@ -273,6 +287,12 @@ class Tray:
         self._mode = mode
         self._refresh()
 
+    def set_source(self, source: str) -> None:
+        if source not in SOURCES:
+            raise ValueError(f"tray source {source!r}: expected one of {', '.join(SOURCES)}")
+        self._source = source
+        self._refresh()
+
     def _set_title(self) -> None:
         """pystray's title; with the GTK backend also the hover tooltip, which pystray leaves unset."""
         icon = self._icon
@@ -323,12 +343,19 @@ class Tray:
             return MenuItem(name, lambda: self._choose_device(name), checked=lambda _i: self._device == name,
                             radio=True)
 
+        def source_item(kind: str) -> Any:
+            return MenuItem(SOURCES[kind], lambda: self._choose_source(kind), checked=lambda _i: self._source == kind,
+                            radio=True)
+
         return Menu(
             MenuItem("Listening", self._toggle_listening, checked=lambda _i: self._listening),
             MenuItem("Mode", Menu(*(mode_item(m) for m in MODES))),
-            MenuItem("Microphone", Menu(device_items)),
+            MenuItem("Source", Menu(*(source_item(k) for k in SOURCES))),
+            MenuItem("Microphone", Menu(device_items), enabled=lambda _i: self._source != "system"),
             Menu.SEPARATOR,
+            MenuItem("Recent captions", lambda: self._on_recent()),
             MenuItem("Open settings file", lambda: self._on_open_settings()),
+            MenuItem("Reload settings", lambda: self._on_reload()),
             MenuItem("Open caption history", lambda: self._on_open_history()),
             MenuItem(lambda _i: f"Error: {self._state.detail or 'see the log'}", None, enabled=False,
                      visible=lambda _i: self._state.state is ServiceState.ERROR),
@@ -347,6 +374,11 @@ class Tray:
         if self._icon is not None:
             self._set_title()
         self._on_mode(mode)
+
+    def _choose_source(self, kind: str) -> None:
+        self._source = kind
+        self._refresh()
+        self._on_source(kind)
 
     def _choose_device(self, name: str) -> None:
         with self._lock:

@@ -52,5 +52,6 @@ def run(args: argparse.Namespace) -> int:
         exit_when_done=args.exit_when_done,
         settings_file=Path(args.config) if args.config else None,
         settings_problems=problems,
+        settings_overrides=tuple(overrides.items()),
     )
     return run_daemon(settings, options)
