@@ -133,3 +133,108 @@ def test_two_sources_have_their_own_triggers_and_captions_say_who_spoke():
         ctl.set_device("USB")  # a microphone switch goes to the microphone only
     finally:
         assert ctl.stop()
+
+
+class SwitchableSource(QueueSource):
+    """A QueueSource that counts its starts and stops (the source switch must touch only what changes)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+        self.started = 0
+        self.stopped = 0
+        self.tail = np.zeros(0, dtype=np.float32)
+        """Audio the capture still hands over while it stops (the last blocks it had cut)."""
+
+    def start(self) -> None:
+        self.started += 1
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        self.stopped += 1
+        self.play(self.tail)
+        return True
+
+
+def test_switching_the_audio_source_keeps_the_caption_being_spoken_and_the_models():
+    settings = load_settings(overrides={"trigger.mode": "voice", "streaming.enabled": False})
+    made: dict[str, list[SwitchableSource]] = {"microphone": [], "system": []}
+
+    def factory(label: str) -> SwitchableSource:
+        made[label].append(SwitchableSource(label))
+        return made[label][-1]
+
+    loads: list[int] = []
+
+    def models() -> ModelSet:
+        loads.append(1)
+        return ModelSet(ScriptedRecognizer(), None, "")
+
+    captions = []
+    mic = factory("microphone")
+    ctl = Controller(settings, {"microphone": mic}, captions.append, models=models, voice_detector=LoudIsVoice(),
+                     source_factory=factory)
+    ctl.start()
+    try:
+        assert ctl.worker.models_ready.wait(WAIT_S)
+        mic.play(quiet(2.0))
+        mic.play(talk(1.5))  # someone is talking into the microphone…
+        mic.tail = speech(50, 0.5)
+        assert wait_for(lambda: ctl.state().state is ServiceState.HEARING)
+        assert ctl.set_source("system")  # …when the user switches to what the computer plays
+        assert wait_for(lambda: captions)
+        # The words spoken still count, to the last block that was captured.
+        assert captions[0].is_final and captions[0].audio_source == "microphone" and captions[0].text.endswith("w50")
+        assert mic.stopped == 1 and list(ctl.sources) == ["system"] and ctl.source_kind == "system"
+        system = made["system"][0]
+        assert system.started == 1
+
+        ctl.set_mode("push-to-talk")  # the microphone's mode, kept while no microphone runs…
+        assert ctl.triggers["system"].mode == "voice"
+        assert ctl.set_source("both")  # …and used when it comes back; the system stream is not reopened
+        assert ctl.triggers["microphone"].mode == "push-to-talk" and ctl.mode == "push-to-talk"
+        assert made["system"] == [system] and system.stopped == 0 and len(made["microphone"]) == 2
+        assert ctl.source_kind == "both"
+
+        ctl.set_listening(False)
+        assert ctl.set_source("microphone")
+        assert not ctl.triggers["microphone"].listening and system.stopped == 1
+        assert len(loads) == 1  # never reloaded
+    finally:
+        assert ctl.stop()
+    assert not ctl.set_source("system")  # stopped: nothing starts again
+
+
+def test_sources_of_a_recording_cannot_be_switched():
+    settings = load_settings(overrides={"streaming.enabled": False})
+    ctl = Controller(settings, QueueSource(), lambda c: None, models=lambda: ModelSet(ScriptedRecognizer(), None, ""),
+                     voice_detector=LoudIsVoice())
+    assert not ctl.set_source("system") and ctl.source_kind == "microphone"
+
+
+def test_hidden_emotion_and_renamed_speakers_apply_to_the_next_captions():
+    from types import SimpleNamespace
+
+    class Sad:
+        def classify(self, audio):
+            return SimpleNamespace(label="sad", scores={"sad": 0.9})
+
+    settings = load_settings(overrides={"trigger.mode": "voice", "streaming.enabled": False})
+    system, captions, notes = QueueSource(), [], []
+    ctl = Controller(settings, {"system": system}, captions.append, on_note=notes.append,
+                     models=lambda: ModelSet(ScriptedRecognizer(), Sad(), ""), voice_detector=LoudIsVoice())
+    ctl.start()
+    try:
+        assert ctl.worker.models_ready.wait(WAIT_S)
+        for name, shown in (("computer", True), ("the call", False)):
+            ctl.set_speaker_names("me", name)
+            ctl.set_emotion_shown(shown)
+            count = len(captions)
+            system.play(quiet(2.0))
+            system.play(talk(1.5))
+            system.play(quiet(2.0))
+            assert wait_for(lambda: len(captions) > count)
+            assert captions[-1].speaker == name
+            assert (captions[-1].emotion, dict(captions[-1].scores)) == (("sad", {"sad": 0.9}) if shown else (None, {}))
+        assert notes[-1] == "emotion off (settings)"  # the legend says why the colors are gone
+    finally:
+        assert ctl.stop()
