@@ -43,6 +43,9 @@ class Calls:
             on_open_settings=lambda: self.log.append(("settings", None)),
             on_open_history=lambda: self.log.append(("history", None)),
             on_quit=lambda: self.log.append(("quit", None)),
+            on_source=lambda k: self.log.append(("source", k)),
+            on_recent=lambda: self.log.append(("recent", None)),
+            on_reload=lambda: self.log.append(("reload", None)),
             **kw,
         )
 
@@ -106,15 +109,29 @@ def test_icon_docks_menu_runs_callbacks_and_state_changes_icon(tray):
     process_events_until(docked, 10, "the icon to dock in trayer")
 
     # Right-click opens the real menu; the keyboard picks items.
+    # Items: Listening, Mode ▸, Source ▸, Microphone ▸, Recent captions, Open settings file, Reload settings,
+    # Open caption history, Quit (separators are skipped by the keys).
     _menu_choose(["Down", "Return"], calls, 1)  # Listening (checked) → off
     assert calls.log == [("listening", False)]
-    _menu_choose(["Down", "Down", "Down", "Down", "Return"], calls, 2)  # Open settings file
+    _menu_choose(["Down"] * 6 + ["Return"], calls, 2)  # Open settings file
     assert calls.log[-1] == ("settings", None)
     _menu_choose(["Down", "Down", "Right", "Down", "Return"], calls, 3)  # Mode ▸ Voice-activated
     assert calls.log[-1] == ("mode", "voice")
-    _menu_choose(["Down", "Down", "Down", "Right", "Down", "Down", "Return"], calls, 4)  # Microphone ▸ Test mic B
+    _menu_choose(["Down"] * 4 + ["Right", "Down", "Down", "Return"], calls, 4)  # Microphone ▸ Test mic B
     assert calls.log[-1] == ("device", "Test mic B")
     assert "voice-activated" in t.title or "not listening" in t.title
+    _menu_choose(["Down"] * 3 + ["Right", "Down", "Return"], calls, 5)  # Source ▸ System audio
+    assert calls.log[-1] == ("source", "system")
+    # System audio only: the Microphone menu is greyed out (in the real GTK menu too).
+    assert "[Microphone]" in t.menu_lines()
+    process_events_until(lambda: {c.get_label(): c.get_sensitive() for c in t._icon._menu_handle.get_children()}
+                         .get("Microphone") is False, 3, "the Microphone menu to grey out")
+    _menu_choose(["Down"] * 3 + ["Right", "Down", "Down", "Return"], calls, 6)  # Source ▸ Both
+    assert calls.log[-1] == ("source", "both") and "Microphone" in t.menu_lines()
+    _menu_choose(["Down"] * 5 + ["Return"], calls, 7)  # Recent captions
+    assert calls.log[-1] == ("recent", None)
+    _menu_choose(["Down"] * 7 + ["Return"], calls, 8)  # Reload settings
+    assert calls.log[-1] == ("reload", None)
 
     # State: icon image, on-screen pixels and tooltip change; an error shows its line in the menu.
     x, y, w, h = _trayer_geometry()
@@ -136,7 +153,7 @@ def test_icon_docks_menu_runs_callbacks_and_state_changes_icon(tray):
     t.set_state(StateChanged(ServiceState.HEARING))
     assert not any(line.startswith("[Error") for line in t.menu_lines())
 
-    _menu_choose(["Up", "Return"], calls, 5)  # last item: Quit
+    _menu_choose(["Up", "Return"], calls, 9)  # last item: Quit
     assert calls.log[-1] == ("quit", None)
 
 
