@@ -64,3 +64,36 @@ def test_both_sources_at_once_give_captions_labelled_by_who_spoke(tmp_path, puls
     you, computer_text = said_by(daemon, "you"), said_by(daemon, "computer")
     assert word_errors(LJ_TEXT, you).wer <= 0.25, daemon.captions()
     assert word_errors(LJ_OTHER_TEXT, computer_text).wer <= 0.25, daemon.captions()
+
+
+def test_saving_the_settings_file_switches_to_system_audio_live_and_says_what_needs_a_restart(
+        tmp_path, pulse_audio, whisper_model_dir):
+    """The same path as the tray's "Reload settings": the daemon sees the saved file, opens the
+    monitor stream, closes the microphone, keeps its models, and names what waits for a restart."""
+    cfg = config(tmp_path, whisper_model_dir, audio={"source": "microphone"}, trigger={"mode": "voice"})
+    daemon = LiveDaemon(tmp_path, ["--no-tray", "--no-overlay", "--no-hotkey"], env_for(pulse_audio.server), cfg)
+    try:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: "open at" in daemon.log(), 30, "the microphone to open")
+        assert "system audio open" not in daemon.log()
+        daemon.wait_for(lambda: " runs on " in daemon.log(), 60, "the models to load")  # "… runs on CPU…"
+        sessions_before = daemon.log().count(" runs on ")
+        text = cfg.read_text()
+        text = text.replace('source = "microphone"', 'source = "system"\nsystem_name = "the call"')
+        text = text.replace('model = "whisper-tiny.en-int8"', 'model = "whisper-tiny.en"')
+        cfg.write_text(text + '[overlay]\nfont_sise = 30\n')
+        (reload,) = daemon.wait_for(lambda: daemon.events("reload"), 30, "the saved file to be reloaded")
+        assert reload["live"] == ["audio.source", "audio.system_name"], reload
+        assert reload["restart"] == ["asr.model"], reload
+        assert len(reload["problems"]) == 1 and "font_sise" in reload["problems"][0], reload
+        assert reload["text"].startswith("⚠ settings reloaded: applied audio.source, audio.system_name · "
+                                         "restart subtone for asr.model · "), reload
+        daemon.wait_for(lambda: "system audio open" in daemon.log(), 30, "the monitor stream to open")
+        assert "capture stopped" in daemon.log()  # the microphone's stream is closed
+        pulse_audio.play_async(padded_clip(LJ, tmp_path / "lj.wav", before_s=1.0, after_s=2.0), SPEAKERS).wait(60)
+        daemon.wait_for(lambda: ends_with(said_by(daemon, "the call"), "exhibition"), 90, "the system's caption")
+        assert daemon.log().count(" runs on ") == sessions_before  # the models were not loaded again
+    finally:
+        assert daemon.terminate() == 0, daemon.log()
+    assert word_errors(LJ_TEXT, said_by(daemon, "the call")).wer <= 0.25, daemon.captions()
+    assert {c["audio_source"] for c in daemon.captions()} == {"system"}, daemon.captions()
