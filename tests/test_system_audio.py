@@ -3,6 +3,8 @@ stands for the sound card; its monitor is what `[audio] source = "system"` capti
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conftest import ASR_DEV, JFK
@@ -97,3 +99,32 @@ def test_saving_the_settings_file_switches_to_system_audio_live_and_says_what_ne
         assert daemon.terminate() == 0, daemon.log()
     assert word_errors(LJ_TEXT, said_by(daemon, "the call")).wer <= 0.25, daemon.captions()
     assert {c["audio_source"] for c in daemon.captions()} == {"system"}, daemon.captions()
+
+
+@pytest.mark.usefixtures("dbus_session")
+def test_tray_source_menu_opens_the_system_monitor_and_reload_settings_answers(tmp_path, pulse_audio, tray_host,
+                                                                               whisper_model_dir):
+    """The real tray of a running daemon: Source ▸ System audio opens the monitor stream (the
+    microphone's stream closes); "Reload settings" of an unchanged file says so."""
+    from test_live_service import _tray_menu
+
+    cfg = config(tmp_path, whisper_model_dir, audio={"source": "microphone"}, trigger={"mode": "voice"})
+    env = {**env_for(pulse_audio.server, tray_host), "NO_AT_BRIDGE": "1"}
+    daemon = LiveDaemon(tmp_path, ["--no-hotkey", "--no-overlay"], env, cfg)
+    try:
+        daemon.wait_ready()
+        daemon.wait_for(lambda: "open at" in daemon.log() and "tray icon started" in daemon.log(), 60,
+                        "the microphone and the tray")
+        time.sleep(1.0)  # the icon docks
+        _tray_menu(tray_host, ["Down", "Down", "Down", "Right", "Down", "Return"])  # Source ▸ System audio
+        daemon.wait_for(lambda: "system audio open" in daemon.log(), 30, "the monitor stream to open")
+        daemon.wait_for(lambda: "capture stopped" in daemon.log(), 30, "the microphone to close")
+        # Reload settings, counted from the bottom (Quit, Open caption history, Reload settings): with
+        # system audio only the Microphone menu is greyed out, and the keys skip it.
+        _tray_menu(tray_host, ["Up"] * 3 + ["Return"])
+        (reload,) = daemon.wait_for(lambda: daemon.events("reload"), 30, "the reload")
+        # The file still says "microphone", but it did not change: the tray's choice stays.
+        assert reload["text"] == "settings reloaded: nothing changed", reload
+        assert "microphone '" not in daemon.log().split("system audio open")[-1]  # not reopened
+    finally:
+        assert daemon.terminate() == 0, daemon.log()
