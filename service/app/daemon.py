@@ -56,6 +56,8 @@ POLL_S = 0.2
 """How often the main loop checks for a stop request (tray Quit, end of an input file)."""
 WATCH_S = 2.0
 """How often the settings file is checked for a save (then reloaded as by the tray's item)."""
+ALREADY_RUNNING = "subtone is already running: use its tray icon"
+"""What a second `subtone run` shows on screen (for a few seconds) before it exits."""
 SOURCE_BANNERS = {
     "microphone": "captioning the microphone",
     "system": "captioning what this computer plays",
@@ -622,6 +624,11 @@ def run_daemon(settings: Settings, options: DaemonOptions, announce: Callable[[s
     if not lock.acquire():
         message = f"subtone: already running (pid {lock.holder or '?'}; lock {lock.path})"
         (announce or (lambda text: print(text, file=sys.stderr)))(message)
+        if options.overlay and _has_display():
+            # Started from a menu, nobody sees stderr: say it where the captions appear.
+            from subtone.overlay.notice import show_notice
+
+            show_notice(settings.overlay, ALREADY_RUNNING)
         return 1
     try:
         daemon = Daemon(settings, options)
