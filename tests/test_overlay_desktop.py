@@ -303,3 +303,30 @@ def test_a_caption_longer_than_the_window_keeps_its_label_and_a_partial_has_one_
     overlay.show_caption(caption(2, "what your country can...", "sad", final=False))
     last = overlay._rows()[-1]
     assert last.text.endswith("can\u2026") and last.text.count("\u2026") == 1
+
+
+def test_a_new_look_applies_to_the_captions_on_screen(overlay):
+    """[overlay] reloaded while running: bigger letters, another place; the captions stay."""
+    from PySide6.QtGui import QGuiApplication
+
+    overlay.show_caption(caption(1, "still here after the reload", "sad"))
+    process_events_until(lambda: overlay.isVisible(), 3, "the caption")
+    before = overlay.caption_rect()
+    overlay.apply_settings(replace(overlay._settings, font_size=40, position="top-center"))
+    process_events_for(0.1)
+    after = overlay.caption_rect()
+    area = QGuiApplication.primaryScreen().availableGeometry()
+    assert after.height() > before.height() * 1.4  # 22 → 40 pt
+    assert overlay.geometry().top() == area.top() + overlay._settings.margin_px and after.top() < before.top()
+    assert [c.text for c in overlay.shown_captions()] == ["still here after the reload"]
+
+
+def test_a_banner_longer_than_the_box_ends_in_an_ellipsis(overlay, tmp_path):
+    overlay.show_banner("⚠ settings reloaded: " + "applied overlay.font_size · " * 40)
+    process_events_until(lambda: overlay.isVisible(), 3, "the banner")
+    process_events_for(0.1)
+    image = overlay.grab().toImage()  # the widget's own pixels: the banner row must not run off the right edge
+    box = overlay._box_rect(0)
+    y = box.top() + 14 + 6  # inside the banner row
+    right = [image.pixelColor(x, y).lightness() for x in range(box.right() - 14, box.right())]
+    assert max(right) < 100, "text reaches the box's right padding"

@@ -14,6 +14,7 @@ the tray since (listening off, another mode) unless the file itself says otherwi
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,13 @@ def _names(keys: tuple[str, ...], most: int = 3) -> str:
     return f"{shown} (+{len(keys) - most} more)" if len(keys) > most else shown
 
 
+def short_problem(problem: str) -> str:
+    """A skipped key in few words for a one-line banner: no file path, no list of known keys
+    (both stay in the log)."""
+    problem = re.sub(r"(?<=: )\S+\.toml: ", "", problem)
+    return re.sub(r" \(known keys here: [^)]*\)", "", problem)
+
+
 def reload_banner(plan: ReloadPlan) -> str:
     """One line for the overlay: what applied, what needs a restart, the first bad key."""
     parts = []
@@ -124,7 +132,7 @@ def reload_banner(plan: ReloadPlan) -> str:
     text = "settings reloaded: " + " · ".join(parts)
     if plan.problems:
         more = f" (+{len(plan.problems) - 1} more, see the log)" if len(plan.problems) > 1 else ""
-        text = f"⚠ {text} · {plan.problems[0]}{more}"
+        text = f"⚠ {text} · {short_problem(plan.problems[0])}{more}"
     return text
 
 
