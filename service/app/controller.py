@@ -154,6 +154,7 @@ class Controller:
         self._voice_detector = voice_detector
         self._mode = settings.trigger.mode
         """The microphone's trigger mode; kept while no microphone runs, for when it comes back."""
+        self._listening = settings.trigger.listening
         self.triggers = {label: self._new_trigger(label) for label in self.sources}
         self.worker = RecognizerWorker(
             self._load_models,
@@ -250,11 +251,12 @@ class Controller:
                 log.warning("audio source cannot change while a recording plays")
                 return False
             wanted = SOURCES[kind]
-            for label in [label for label in self.sources if label not in wanted]:
-                self._stop_source(label)
+            # New sources first: there is always one running (the hotkey, the state, the daemon read it).
             for label in wanted:
                 if label not in self.sources:
                     self._add_source(label)
+            for label in [label for label in self.sources if label not in wanted]:
+                self._stop_source(label)
             log.info("audio source: %s", kind)
         self._publish()
         return True
@@ -284,7 +286,7 @@ class Controller:
         source = self._source_factory(label)
         trigger = self._new_trigger(label)
         with self._lock:  # set_listening holds it too: the new stage cannot miss a change
-            trigger.set_listening(self.trigger.listening if self.triggers else self.settings.trigger.listening)
+            trigger.set_listening(self._listening)
             self.sources = {**self.sources, label: source}
             self.triggers = {**self.triggers, label: trigger}
         self._start_source(label)
@@ -306,10 +308,11 @@ class Controller:
 
     @property
     def listening(self) -> bool:
-        return self.trigger.listening
+        return self._listening
 
     def set_listening(self, on: bool) -> None:
         with self._lock:
+            self._listening = on
             for trigger in self.triggers.values():
                 trigger.set_listening(on)
         log.info("listening %s", "on" if on else "off")
@@ -363,7 +366,7 @@ class Controller:
                 return StateChanged(ServiceState.ERROR, "; ".join(self._source_errors.values()))
             if self._model_error:
                 return StateChanged(ServiceState.ERROR, self._model_error)
-            if not self.trigger.listening:
+            if not self._listening:
                 return StateChanged(ServiceState.IDLE)
             if self._decoding:
                 return StateChanged(ServiceState.RECOGNISING)

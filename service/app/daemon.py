@@ -342,7 +342,8 @@ class Daemon:
 
     def _state_banner(self, event: StateChanged) -> None:
         """Say on the overlay what a change of state means for the user (see banners.py)."""
-        hint = how_to_start(self.controller.mode, self.settings.hotkey.combo, self.options.hotkey)
+        mode = self.controller.mode if MICROPHONE in self.sources else "voice"  # system audio: no key
+        hint = how_to_start(mode, self.settings.hotkey.combo, self.options.hotkey)
         with self._banner_lock:  # state changes come from several threads
             text = banner_for(self._shown_state, event, hint)
             self._shown_state = event
