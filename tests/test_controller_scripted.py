@@ -198,6 +198,8 @@ def test_switching_the_audio_source_keeps_the_caption_being_spoken_and_the_model
         ctl.set_listening(False)
         assert ctl.set_source("microphone")
         assert not ctl.triggers["microphone"].listening and system.stopped == 1
+        assert ctl.set_source("system")  # a source opened while not listening does not listen either
+        assert not ctl.triggers["system"].listening and ctl.state().state is ServiceState.IDLE
         assert len(loads) == 1  # never reloaded
     finally:
         assert ctl.stop()
