@@ -99,6 +99,8 @@ def test_saving_the_settings_file_switches_to_system_audio_live_and_says_what_ne
         assert daemon.terminate() == 0, daemon.log()
     assert word_errors(LJ_TEXT, said_by(daemon, "the call")).wer <= 0.25, daemon.captions()
     assert {c["audio_source"] for c in daemon.captions()} == {"system"}, daemon.captions()
+    (exit_record,) = daemon.events("exit")
+    assert exit_record["clean"] and exit_record["threads"] == [], exit_record  # the reload's thread included
 
 
 @pytest.mark.usefixtures("dbus_session")
@@ -128,3 +130,5 @@ def test_tray_source_menu_opens_the_system_monitor_and_reload_settings_answers(t
         assert "microphone '" not in daemon.log().split("system audio open")[-1]  # not reopened
     finally:
         assert daemon.terminate() == 0, daemon.log()
+    (exit_record,) = daemon.events("exit")
+    assert exit_record["clean"] and exit_record["threads"] == [], exit_record
