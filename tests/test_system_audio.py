@@ -78,8 +78,9 @@ def test_saving_the_settings_file_switches_to_system_audio_live_and_says_what_ne
         daemon.wait_ready()
         daemon.wait_for(lambda: "open at" in daemon.log(), 30, "the microphone to open")
         assert "system audio open" not in daemon.log()
-        daemon.wait_for(lambda: " runs on " in daemon.log(), 60, "the models to load")  # "… runs on CPU…"
-        sessions_before = daemon.log().count(" runs on ")
+        daemon.wait_for(lambda: daemon.events("note"), 60, "the models to load")  # the legend note follows them
+        sessions_before = daemon.log().count(" runs on ")  # "whisper-… encoder runs on CPUExecutionProvider"
+        assert sessions_before >= 2
         text = cfg.read_text()
         text = text.replace('source = "microphone"', 'source = "system"\nsystem_name = "the call"')
         text = text.replace('model = "whisper-tiny.en-int8"', 'model = "whisper-tiny.en"')
