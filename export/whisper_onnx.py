@@ -206,8 +206,14 @@ def _dims_value_info(name: str, elem: int, shape: Sequence[int | str]) -> onnx.V
 # -- the two graphs ----------------------------------------------------------------------------
 
 
-def encoder_graph(w: Weights, dims: WhisperDims) -> onnx.ModelProto:
-    """mel → every decoder layer's cross-attention keys and values."""
+def encoder_graph(w: Weights, dims: WhisperDims, states_layers: Sequence[int] = ()) -> onnx.ModelProto:
+    """mel → every decoder layer's cross-attention keys and values.
+
+    `states_layers` (1-based block numbers) adds each block's hidden states as an output
+    `states_layer{k}` [batch, audio_ctx, n_state]: what an emotion head reads (see
+    subtone.service.emotion.pooling). The default graph has none.
+    """
+    states: list[str] = []
     g = GraphBuilder()
     x = g.op("Conv", "mel", g.weight("conv1.weight", w["conv1.weight"]), g.weight("conv1.bias", w["conv1.bias"]),
              kernel_shape=[3], pads=[1, 1])
@@ -221,6 +227,8 @@ def encoder_graph(w: Weights, dims: WhisperDims) -> onnx.ModelProto:
         g.scope = f"encoder.{i}/"
         x = self_attention(g, x, w, f"encoder_blocks.{i}", dims)
         x = mlp(g, x, w, f"encoder_blocks.{i}")
+        if i + 1 in states_layers:
+            states.append(g.op("Identity", x, output=f"states_layer{i + 1}"))
     g.scope = "cross_kv/"
     audio = layer_norm(g, x, w, "encoder_ln")
     # Every decoder layer's cross keys, then every layer's values, in one MatMul: columns
@@ -235,7 +243,8 @@ def encoder_graph(w: Weights, dims: WhisperDims) -> onnx.ModelProto:
     return g.model(
         "whisper_encoder",
         [_dims_value_info("mel", TensorProto.FLOAT, ["batch", dims.n_mels, "frames"])],
-        [_dims_value_info(n, TensorProto.FLOAT, ["batch", H, "audio_ctx", Dh]) for n in names],
+        [_dims_value_info(n, TensorProto.FLOAT, ["batch", H, "audio_ctx", Dh]) for n in names]
+        + [_dims_value_info(n, TensorProto.FLOAT, ["batch", "audio_ctx", dims.n_state]) for n in states],
     )
 
 

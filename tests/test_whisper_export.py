@@ -123,6 +123,32 @@ def test_encoder_parity(whisper_model_dir, torch_model, jfk_mel, frames):
         assert _rel_err(a, b.numpy()) < 1e-4, name
 
 
+def test_encoder_states_outputs_are_the_blocks_the_cross_keys_come_from(ct2, torch_model, jfk_mel, tmp_path):
+    """`states_layers` adds hidden-state outputs (for the emotion head) and changes nothing else."""
+    import torch
+
+    from subtone.export.whisper_onnx import encoder_graph
+    from subtone.export.whisper_weights import weights_from_ct2
+
+    dims, weights = weights_from_ct2(ct2.variables)
+    path = tmp_path / "encoder.onnx"
+    onnx.save_model(encoder_graph(weights, dims, states_layers=(2, 4)), str(path))
+    session = _session(path)
+    outputs = [o.name for o in session.get_outputs()]
+    assert outputs[-2:] == ["states_layer2", "states_layer4"]
+    mel = np.ascontiguousarray(jfk_mel[None, :, :1200])
+    states2, states4 = session.run(["states_layer2", "states_layer4"], {"mel": mel})
+    assert states2.shape == states4.shape == (1, 600, dims.n_state)
+    assert _rel_err(states2, states4) > 0.1  # two different blocks
+    last = torch.from_numpy(states4)
+    with torch.no_grad():
+        ref = torch_model.encode(torch.from_numpy(mel))
+        ours = torch.nn.functional.layer_norm(last, (dims.n_state,), torch.from_numpy(weights["encoder_ln.weight"]),
+                                              torch.from_numpy(weights["encoder_ln.bias"]))
+    assert _rel_err(ours.numpy(), ref.numpy()) < 1e-4
+    assert encoder_graph(weights, dims).graph.output == onnx.load(str(path)).graph.output[:-2]
+
+
 def _decoder_feeds(gen: np.random.Generator, past: int, tokens: list[int]) -> dict[str, np.ndarray]:
     names = cache_names(4)
     feeds = {"tokens": np.array([tokens], dtype=np.int64)}
