@@ -480,13 +480,26 @@ class Daemon:
 
     def _apply(self, plan: ReloadPlan) -> None:
         """Apply the keys of a reload that change live (self.settings holds their new values)."""
-        live, s = set(plan.live), self.settings
+        live = set(plan.live)
+        self._apply_listening(live)
+        self._apply_audio(live)
+        self._apply_look(live)
+
+    def _apply_listening(self, live: set[str]) -> None:
+        s = self.settings
         if "trigger.mode" in live:
             self.controller.set_mode(s.trigger.mode)
             self._on_main(lambda: self.tray and self.tray.set_mode(s.trigger.mode))
         if "trigger.listening" in live:
             self.controller.set_listening(s.trigger.listening)
             self._on_main(lambda: self.tray and self.tray.set_listening(s.trigger.listening))
+        if {"hotkey.combo", "hotkey.recent_combo"} & live and self.options.hotkey:
+            self._stop_hotkeys()
+            self._start_hotkey()
+            self._start_recent_hotkey()
+
+    def _apply_audio(self, live: set[str]) -> None:
+        s = self.settings
         if "audio.device" in live and MICROPHONE in self.sources:
             self.controller.set_device(s.audio.device)
         if "audio.system_device" in live and SYSTEM in self.sources:
@@ -495,15 +508,14 @@ class Daemon:
             self._switch_source(s.audio.source)
         if {"audio.microphone_name", "audio.system_name"} & live:
             self.controller.set_speaker_names(s.audio.microphone_name, s.audio.system_name)
+
+    def _apply_look(self, live: set[str]) -> None:
+        s = self.settings
         if "emotion.enabled" in live:
             self.controller.set_emotion_shown(s.emotion.enabled)
         if any(key.startswith("overlay.") for key in live) and self.overlay is not None:
             overlay_settings = s.overlay
             self._on_main(lambda: self.overlay.apply_settings(overlay_settings))
-        if {"hotkey.combo", "hotkey.recent_combo"} & live and self.options.hotkey:
-            self._stop_hotkeys()
-            self._start_hotkey()
-            self._start_recent_hotkey()
 
     def shutdown(self) -> None:
         """Idempotent: stop hotkey, controller (audio, trigger, worker), flush history and logs."""
