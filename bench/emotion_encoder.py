@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import tempfile
 import time
@@ -72,19 +71,12 @@ def clips() -> list[dict]:
     return rows
 
 
-def recognizer_window(content: int) -> int:
-    """Mel frames the speech recognizer encodes for `content` frames of audio (trimmed window)."""
-    from subtone.service.asr.whisper.recognizer import TRIM_MULTIPLE_FRAMES, TRIM_TAIL_FRAMES
-
-    frames = min(3000, math.ceil((content + TRIM_TAIL_FRAMES) / TRIM_MULTIPLE_FRAMES) * TRIM_MULTIPLE_FRAMES)
-    return frames - frames % 2
-
-
 def extract(encoder: Path, rows: list[dict], gain_db: float | np.ndarray, cache: Path, threads: int) -> np.ndarray:
     """[clips, layers, 2·D] pooled features, cached per gain (one gain, or one per clip)."""
     import onnxruntime as ort
 
     from subtone.service.asr.whisper.frontend import HOP_LENGTH, log_mel
+    from subtone.service.asr.whisper.recognizer import trimmed_window_frames
     from subtone.service.audio.file import load_audio
     from subtone.service.emotion.pooling import frame_count, pool, voiced_weights
 
@@ -100,7 +92,7 @@ def extract(encoder: Path, rows: list[dict], gain_db: float | np.ndarray, cache:
     for i, r in enumerate(rows):
         audio = (load_audio(r["path"]) * scales[i]).astype(np.float32)
         content = audio.size // HOP_LENGTH
-        mel = log_mel(audio)[None, :, : recognizer_window(content)]
+        mel = log_mel(audio)[None, :, : trimmed_window_frames(content)]
         states = session.run(names, {"mel": np.ascontiguousarray(mel)})
         n = frame_count(audio.size)
         w = voiced_weights(audio, n)
@@ -361,6 +353,7 @@ def cost(encoder: Path, names: list[str], width: int) -> dict[str, float]:
     import onnxruntime as ort
 
     from subtone.service.asr.whisper.frontend import log_mel
+    from subtone.service.asr.whisper.recognizer import trimmed_window_frames
     from subtone.service.audio.file import load_audio
     from subtone.service.emotion.pooling import pool, voiced_weights
 
@@ -384,7 +377,7 @@ def cost(encoder: Path, names: list[str], width: int) -> dict[str, float]:
     def encode(frames: int):
         return session.run(names, {"mel": np.ascontiguousarray(log_mel(audio)[None, :, :frames])})
 
-    states = encode(recognizer_window(300))
+    states = encode(trimmed_window_frames(300))
 
     def head():
         w = voiced_weights(audio, 150)
@@ -392,7 +385,7 @@ def cost(encoder: Path, names: list[str], width: int) -> dict[str, float]:
         z = (f - mean) / std
         return np.maximum(z @ w1, 0) @ w2
 
-    return dict(encoder_recognizer_window=median_ms(lambda: encode(recognizer_window(300))),
+    return dict(encoder_recognizer_window=median_ms(lambda: encode(trimmed_window_frames(300))),
                 encoder_audio_only=median_ms(lambda: encode(300)), shared_head=median_ms(head, 50))
 
 

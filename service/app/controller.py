@@ -184,6 +184,8 @@ class Controller:
         """One source switch at a time, and none during stop()."""
         self._emotion_shown = settings.emotion.enabled
         self._models_note = ""
+        self.emotion_loaded = False
+        """Whether an emotion model runs (known once the models are loaded)."""
         self.lost_seconds = 0.0
         """Audio thrown away by sources already switched off (the running ones count their own)."""
 
@@ -395,9 +397,6 @@ class Controller:
         self.emotion_loaded = models.emotion is not None
         self._post_note()
         return models.transcriber, models.emotion
-
-    emotion_loaded = False
-    """Whether an emotion model runs (known once the models are loaded)."""
 
     def set_settings_note(self, text: str) -> None:
         """Problems with the settings file (after a reload): shown with the model note."""

@@ -369,7 +369,7 @@ class Daemon:
             self.hotkey.start()
         except Exception as exc:  # no display, Wayland, bad combo: voice mode still works
             self.hotkey = None
-            message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            message = _first_line(exc)
             log.warning("push-to-talk hotkey unavailable: %s", message)
             self._fan_out(self._note_sinks)(f"hotkey unavailable: {message}")
 
@@ -385,7 +385,7 @@ class Daemon:
             self.recent_hotkey.start()
         except Exception as exc:
             self.recent_hotkey = None
-            message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            message = _first_line(exc)
             log.warning("recent-captions hotkey unavailable: %s", message)
 
     def _stop_hotkeys(self) -> None:
@@ -596,6 +596,11 @@ class Daemon:
             return None
         _open_with_desktop(self.history.path)
         return self.history.path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 def _settings_note(problems: tuple[str, ...]) -> str:

@@ -45,6 +45,12 @@ TRIM_MULTIPLE_FRAMES = 100
 """A trimmed window is rounded up to whole seconds: fewer distinct input shapes."""
 
 
+def trimmed_window_frames(content: int) -> int:
+    """Mel frames a trimmed window holds for `content` frames of audio: the audio, TRIM_TAIL_FRAMES
+    of silence, rounded up to whole seconds, at most 30 s. What the encoder sees of an utterance."""
+    return min(CHUNK_FRAMES, math.ceil((content + TRIM_TAIL_FRAMES) / TRIM_MULTIPLE_FRAMES) * TRIM_MULTIPLE_FRAMES)
+
+
 @dataclass(frozen=True)
 class WhisperOptions:
     max_tokens: int = 224
@@ -281,10 +287,7 @@ class WhisperRecognizer:
         return np.array([self._languages.prompt(guess.code, self.options.task)], dtype=np.int64)
 
     def _window(self, mel: np.ndarray, start: int, content: int) -> np.ndarray:
-        frames = CHUNK_FRAMES
-        if self.options.trim_encoder:
-            wanted = content + TRIM_TAIL_FRAMES
-            frames = min(CHUNK_FRAMES, math.ceil(wanted / TRIM_MULTIPLE_FRAMES) * TRIM_MULTIPLE_FRAMES)
+        frames = trimmed_window_frames(content) if self.options.trim_encoder else CHUNK_FRAMES
         return np.ascontiguousarray(mel[None, :, start : start + frames])
 
     def _is_silence(self, result: WindowResult) -> bool:
