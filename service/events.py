@@ -70,6 +70,11 @@ class Caption:
     emotion: str | None = None
     """One of EMOTIONS, or None when no emotion model runs."""
     scores: Mapping[str, float] = field(default_factory=dict)
+    emotion_uncertain: bool = False
+    """The model's calibrated probability for `emotion` is under [emotion] min_confidence: the
+    overlay shows the label without its color (a wrong color is worse than none)."""
+    strong: bool = False
+    """The emotion is strongly expressed (the model's intensity score): drawn in a heavier weight."""
     language: str = ""
     """The language heard ("en", "ko", …); "" when the model does not say."""
     audio_source: str = MICROPHONE
