@@ -72,6 +72,7 @@ class AsrSettings:
 class EmotionSettings:
     enabled: bool
     model: str
+    min_confidence: float = field(metadata=_range(0.0, 1.0))
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,10 @@ def _write_files(
     """Builds every file of the export in `staging`; returns the files to move in."""
     progress(f"writing encoder and decoder graphs (opset {OPSET}, {dims.n_state} wide, "
              f"{dims.n_audio_layer}+{dims.n_text_layer} layers)")
-    encoder = save_graph(encoder_graph(weights, dims), staging / "encoder.onnx")
+    # Every block's hidden states are outputs too (Identity nodes: free when not fetched), for
+    # emotion heads that share the recognizer's encoder pass (subtone.service.emotion).
+    blocks = tuple(range(1, dims.n_audio_layer + 1))
+    encoder = save_graph(encoder_graph(weights, dims, states_layers=blocks), staging / "encoder.onnx")
     made = [encoder, save_graph(decoder_graph(weights, dims, tied=True), staging / "decoder.onnx")]
     if "int8" in quantize:
         progress("quantizing weights to int8 (dynamic, per channel)")

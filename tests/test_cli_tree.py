@@ -154,6 +154,11 @@ def test_without_onnx_the_user_is_told_to_install_the_export_extra(tmp_path):
 
 def test_train_options_default_to_the_training_recipe():
     train = pytest.importorskip("subtone.export.emotion.train")  # needs torch
+    from subtone.export.emotion.cli import recipe_sizes
+    from subtone.export.emotion.head_train import HeadConfig
+
     args = build_parser().parse_args(["train", "emotion"])
     recipe = train.TrainConfig()
-    assert (args.epochs, args.members, args.tess_per_epoch) == (recipe.epochs, recipe.members, recipe.tess_per_epoch)
+    assert (*recipe_sizes(args), args.tess_per_epoch) == (recipe.epochs, recipe.members, recipe.tess_per_epoch)
+    head = build_parser().parse_args(["train", "emotion", "--encoder", "whisper-base"])
+    assert recipe_sizes(head) == (HeadConfig().epochs, HeadConfig().seeds)

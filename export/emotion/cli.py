@@ -21,14 +21,30 @@ RUNS = REPO / "runs"
 EPOCHS = 32
 MEMBERS = 3
 TESS_PER_EPOCH = 800
+# The head on Whisper base's encoder (head_train.HeadConfig): its own defaults.
+HEAD_EPOCHS = 40
+HEAD_MEMBERS = 2
+ENCODERS = ("whisper-base",)
+
+
+def recipe_sizes(args: argparse.Namespace) -> tuple[int, int]:
+    """(epochs, members) of `subtone train emotion`: as given, else the chosen recipe's defaults."""
+    head = getattr(args, "encoder", None) is not None
+    epochs = args.epochs if args.epochs is not None else (HEAD_EPOCHS if head else EPOCHS)
+    members = args.members if args.members is not None else (HEAD_MEMBERS if head else MEMBERS)
+    return epochs, members
 
 
 def register_export(targets: argparse._SubParsersAction) -> None:
     p = targets.add_parser("emotion", help="the trained emotion model as ONNX, with its model card",
-                           description="Export a training run's model (front end inside the graph) to "
-                                       "<models.dir>/emotion-cnn/, with its model card, and register it in manifest.json.",
-                           epilog="example: subtone export emotion --run runs/emotion-ensemble")
-    p.add_argument("--run", type=Path, help="run folder with model.pt (default: the newest runs/emotion-*)")
+                           description="Export a training run to <models.dir>/ with its model card and register it in\n"
+                                       "manifest.json: a CNN run (model.pt, front end inside the graph) to emotion-cnn/, a\n"
+                                       "head run (head.npz, from --encoder whisper-base) to emotion-whisper-base/.",
+                           epilog="examples:\n  subtone export emotion --run runs/emotion-ensemble\n"
+                                  "  subtone export emotion --encoder whisper-base   # the newest head run",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, help="run folder with model.pt or head.npz (default: the newest run of the kind)")
+    p.add_argument("--encoder", choices=ENCODERS, help="export the newest head run on this encoder")
     p.add_argument("--out", metavar="DIR", type=Path, help="models folder (default: models.dir)")
     p.set_defaults(func=_export)
 
@@ -40,12 +56,16 @@ def register_train(targets: argparse._SubParsersAction) -> None:
                                        "metrics, training and confusion plots. The default (3 members x 32 epochs) takes\n"
                                        "about 15 min on two CPU cores; `subtone export emotion` then ships the newest run.",
                            epilog="examples:\n  subtone train emotion\n  subtone train emotion --members 1 --epochs 8   "
-                                  "# a quick look\n  subtone train emotion --loco-epochs 24         # plus leave-one-corpus-out",
+                                  "# a quick look\n  subtone train emotion --loco-epochs 24         # plus leave-one-corpus-out\n"
+                                  "  subtone train emotion --encoder whisper-base   # the head on Whisper base's encoder",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"emotion manifest.csv (default: {DEFAULT_MANIFEST})")
-    p.add_argument("--epochs", type=int, default=EPOCHS, help="epochs per ensemble member (default: %(default)s)")
-    p.add_argument("--members", type=int, default=MEMBERS,
-                   help="ensemble members, one seed each; time grows linearly (default: %(default)s)")
+    p.add_argument("--encoder", choices=ENCODERS,
+                   help="train the small head on this speech model's encoder states instead of the CNN (Whisper base "
+                        "must be exported; RAVDESS + TESS + the Korean manifest beside --manifest; about 10 min)")
+    p.add_argument("--epochs", type=int, help=f"epochs per ensemble member (default: {EPOCHS}; {HEAD_EPOCHS} with --encoder)")
+    p.add_argument("--members", type=int,
+                   help=f"ensemble members, one seed each; time grows linearly (default: {MEMBERS}; {HEAD_MEMBERS} with --encoder)")
     p.add_argument("--tess-per-epoch", type=int, default=TESS_PER_EPOCH,
                    help="TESS clips drawn per epoch (RAVDESS train clips are all used, twice) (default: %(default)s)")
     p.add_argument("--loco-epochs", type=int, default=0, help="also train/score leave-one-corpus-out with this many epochs")
@@ -71,14 +91,22 @@ def register_eval(targets: argparse._SubParsersAction) -> None:
 # Settings first: a broken --config file is reported at once, not after the torch import.
 def _export(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    if args.encoder or (args.run and (args.run / "head.npz").is_file()):
+        from subtone.export.emotion import head_recipe
+
+        return head_recipe.export_cli(args, settings.models_dir(), RUNS)
     from subtone.export.emotion import onnx_export
 
     return onnx_export.cli(args, settings)
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.config:  # training reads no setting (nor the user config), but a wrong --config FILE is still an error
-        settings_from_args(args)
+    settings = settings_from_args(args) if args.config or args.encoder else None
+    args.epochs, args.members = recipe_sizes(args)
+    if args.encoder:
+        from subtone.export.emotion import head_recipe
+
+        return head_recipe.train_cli(args, settings.models_dir(), args.manifest.parent.parent, RUNS)
     from subtone.export.emotion import train
 
     return train.cli(args)

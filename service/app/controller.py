@@ -114,11 +114,11 @@ def _with_emotion(settings: Settings, transcriber: SpeechRecognizer) -> ModelSet
     if not settings.emotion.enabled:
         return ModelSet(transcriber, None, "emotion off (settings)")
     try:
-        from subtone.service.emotion.recognizer import EmotionRecognizer
+        from subtone.service.emotion.recognizer import emotion_model
     except ImportError:
         return ModelSet(transcriber, None, "emotion off: this version has no emotion recognizer")
     try:
-        emotion = EmotionRecognizer.from_entry(load_model(models_dir, settings.emotion.model), settings)
+        emotion = emotion_model(load_model(models_dir, settings.emotion.model), settings, transcriber)
     except Exception as exc:  # a missing or broken emotion model only costs the colors
         log.warning("emotion model unavailable: %s", exc)
         return ModelSet(transcriber, None, f"emotion off: model '{settings.emotion.model}' unavailable")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import threading
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
 
 import numpy as np
 
@@ -42,6 +42,10 @@ class Transcript:
     """The language heard (a code such as "en" or "ko"); "" when the model does not say."""
     language_prob: float = 0.0
     """How sure the model is of `language` (1.0 when it is fixed by the settings or the model)."""
+    encoder_states: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Hidden states the encoder computed for this audio, [frames, width] per output name, one
+    frame per 20 ms from the audio's start; only those a caller asked for with
+    `keep_encoder_states` (an emotion head reads them instead of running its own encoder)."""
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
-from subtone.service.asr.recognizer import CancelToken, SpeechRecognizer
+from subtone.service.asr.recognizer import CancelToken, SpeechRecognizer, Transcript
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.captioning.stream import UtteranceStream
-from subtone.service.events import Caption
+from subtone.service.events import MICROPHONE, Caption
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,12 @@ MIN_FINAL_SAMPLES = SAMPLE_RATE // 10
 
 
 class EmotionClassifier(Protocol):
-    def classify(self, audio: np.ndarray) -> Any:
-        """An object with `.label` and `.scores` (subtone.service.emotion.recognizer.EmotionResult),
-        or None when the audio is too short or quiet to tell."""
+    def classify(self, audio: np.ndarray, *, encoder_states: Mapping[str, np.ndarray] | None = None,
+                 source: str = MICROPHONE, final: bool = True) -> Any:
+        """An object with `.label`, `.scores`, `.uncertain` and `.intensity`
+        (subtone.service.emotion.recognizer.EmotionResult), or None when the audio is too short or
+        quiet to tell. `encoder_states` are the recognizer's, for a head that shares its encoder;
+        `source` selects whose voice the model adapts to; only finals (`final`) teach it that voice."""
         ...
 
 
@@ -31,18 +34,31 @@ class EmotionClassifier(Protocol):
 class Emotion:
     label: str | None = None
     scores: Mapping[str, float] = field(default_factory=dict)
+    uncertain: bool = False
+    strong: bool = False
 
 
-def classify_emotion(emotion: EmotionClassifier | None, audio: np.ndarray, utterance_id: int) -> Emotion:
+STRONG_AT = 0.5
+"""P(strongly expressed) from which a confident, non-neutral emotion is drawn heavier."""
+
+
+def classify_emotion(emotion: EmotionClassifier | None, audio: np.ndarray, utterance_id: int,
+                     transcript: Transcript | None = None, source: str = MICROPHONE, final: bool = True) -> Emotion:
     """The emotion of `audio`; an empty Emotion when there is no model, too little signal, or it fails."""
     if emotion is None:
         return Emotion()
+    states = transcript.encoder_states if transcript is not None else None
     try:
-        result = emotion.classify(audio)
+        result = emotion.classify(audio, encoder_states=states, source=source, final=final)
     except Exception:  # the caption matters more than its color
         log.exception("emotion for utterance %d failed; caption without emotion", utterance_id)
         return Emotion()
-    return Emotion() if result is None else Emotion(result.label, dict(result.scores))
+    if result is None:
+        return Emotion()
+    uncertain = bool(getattr(result, "uncertain", False))
+    intensity = getattr(result, "intensity", None)
+    strong = not uncertain and result.label != "neutral" and intensity is not None and intensity >= STRONG_AT
+    return Emotion(result.label, dict(result.scores), uncertain, strong)
 
 
 def final_caption(
@@ -59,13 +75,16 @@ def final_caption(
     if not text:
         log.info("utterance %d: no speech (%.2f s decode)", stream.utterance_id, t1 - t0)
         return None
-    mood = classify_emotion(emotion, audio, stream.utterance_id)
+    mood = classify_emotion(emotion, audio, stream.utterance_id, transcript, stream.source)
+    changes = stream.partial.label_changes(mood.label if not mood.uncertain else None) if stream.partial else 0
     log.info(
-        "utterance %d: %.1f s audio, asr %.3f s, emotion %.3f s",
+        "utterance %d: %.1f s audio, asr %.3f s, emotion %.3f s (%s, %d label changes)",
         stream.utterance_id,
         audio.size / SAMPLE_RATE,
         t1 - t0,
         time.perf_counter() - t1,
+        f"{mood.label}{'?' if mood.uncertain else ''}" if mood.label else "none",
+        changes,
     )
     return Caption(
         utterance_id=stream.utterance_id,
@@ -75,6 +94,8 @@ def final_caption(
         t_end=stream.t_end,
         emotion=mood.label,
         scores=mood.scores,
+        emotion_uncertain=mood.uncertain,
+        strong=mood.strong,
         language=transcript.language,
         audio_source=stream.source,
         stable_text=text,
@@ -97,9 +118,10 @@ def partial_caption(
     transcript = recognizer.transcribe(audio, partial=True, cancel=cancel)
     hypothesis = transcript.text.strip()
     label, scores = track.emotion, {}
-    if hypothesis:
-        mood = classify_emotion(emotion, audio, stream.utterance_id)
-        if mood.label is not None:
+    if hypothesis and track.emotion_due(audio):
+        mood = classify_emotion(emotion, audio, stream.utterance_id, transcript, stream.source, final=False)
+        # An unsure guess never moves the shown color: it stays as it was (none at first).
+        if mood.label is not None and not mood.uncertain:
             scores = dict(mood.scores)
             label = track.update_emotion(scores)
     shown = track.update_text(hypothesis)

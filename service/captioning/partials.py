@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from subtone.config.settings import StreamingSettings
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.captioning.partial_text import PartialStabilizer, PartialText
+from subtone.service.emotion.pooling import voiced_seconds
 from subtone.service.emotion.smoothing import EmotionHysteresis, HysteresisParams
 
 
@@ -24,6 +27,8 @@ class PartialPolicy:
     min_audio_s: float = 1.0
     """No partial before the utterance has this much audio (s)."""
     hysteresis: HysteresisParams = field(default_factory=HysteresisParams)
+    emotion_min_voiced_s: float = 1.0
+    """No emotion on a partial before this much voiced audio (s): less is a guess that flickers."""
 
     @classmethod
     def from_settings(cls, s: StreamingSettings) -> "PartialPolicy | None":
@@ -49,13 +54,27 @@ class PartialTrack:
         self.shown: PartialText | None = None
         self._stabilizer = PartialStabilizer()
         self._emotion = EmotionHysteresis(policy.hysteresis)
+        self._min_voiced_s = policy.emotion_min_voiced_s
+        self._changes = 0
+
+    def emotion_due(self, audio: np.ndarray) -> bool:
+        """Whether the audio so far holds enough voiced speech to judge its emotion."""
+        return voiced_seconds(audio) >= self._min_voiced_s
 
     def update_text(self, hypothesis: str) -> PartialText:
         self.shown = self._stabilizer.update(hypothesis)
         return self.shown
 
     def update_emotion(self, scores: Mapping[str, float]) -> str:
-        return self._emotion.update(scores)
+        before = self._emotion.label
+        after = self._emotion.update(scores)
+        self._changes += before is not None and after != before
+        return after
+
+    def label_changes(self, final_label: str | None) -> int:
+        """How often the shown color changed in this utterance, counting the final's (None: no color)."""
+        shown = self._emotion.label
+        return self._changes + (shown is not None and final_label != shown)
 
     @property
     def emotion(self) -> str | None:

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "transcribe",
         help="print what is said in audio files",
         description="Transcribe audio files (any rate, mono or stereo) with the configured model.",
-        epilog="examples: subtone transcribe --json talk.wav > talk.jsonl\n          subtone transcribe --language ko --task translate 회의.wav",
+        epilog="examples: subtone transcribe --json talk.wav > talk.jsonl\n          subtone transcribe --language ko --task translate 회의.wav\n"
+               "          subtone transcribe --session part1.wav part2.wav part3.wav   # one conversation",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="WAV, FLAC, OGG or MP3 files")
@@ -29,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model name from models_onnx/manifest.json (default: asr.model)")
     p.add_argument("--language", metavar="CODE", help="language spoken: auto (detect) or a code such as en, ko (default: asr.language)")
     p.add_argument("--task", choices=("transcribe", "translate"), help="translate: English captions from any language (default: asr.task)")
+    p.add_argument("--session", action="store_true",
+                   help="the files are consecutive parts of one conversation, in the given order: the emotion model "
+                        "adapts to the voice from each file to the next (without it, every file is judged alone)")
     p.set_defaults(func=run)
 
 
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, **{"asr.model": args.model, "asr.language": args.language, "asr.task": args.task})
     entry = load_model(settings.models_dir(), settings.asr.model)
     recognizer = create_recognizer(entry, settings)
-    emotion, why_not = load_emotion_recognizer(settings)
+    emotion, why_not = load_emotion_recognizer(settings, recognizer)
     if why_not:
         print(f"subtone: warning: {why_not}", file=sys.stderr)
     failures = 0
@@ -47,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
             t1 = time.perf_counter()
             result = recognizer.transcribe(audio)
             t2 = time.perf_counter()
-            feeling = emotion.classify(audio) if emotion else None
+            if emotion is not None and not args.session and hasattr(emotion, "reset_sessions"):
+                emotion.reset_sessions()  # independent files: no voice carried over
+            feeling = emotion.classify(audio, encoder_states=result.encoder_states) if emotion else None
             t3 = time.perf_counter()
         except SubtoneError as exc:
             print(f"subtone: {exc}", file=sys.stderr)
@@ -67,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
             if emotion:
                 row["emotion"] = feeling.label if feeling else None
                 row["emotion_scores"] = {k: round(v, 4) for k, v in feeling.scores.items()} if feeling else {}
+                row["emotion_uncertain"] = feeling.uncertain if feeling else None
+                if feeling and feeling.intensity is not None:
+                    row["emotion_intensity"] = round(feeling.intensity, 4)
                 row["timings"]["emotion_s"] = round(t3 - t2, 4)
             print(json.dumps(row, ensure_ascii=False), flush=True)
         else:

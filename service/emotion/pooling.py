@@ -45,3 +45,9 @@ def pool(states: np.ndarray, weights: np.ndarray) -> np.ndarray:
     mean = (w * x).sum(axis=0) / total
     std = np.sqrt((w * (x - mean) ** 2).sum(axis=0) / total + 1e-6)
     return np.concatenate([mean, std]).astype(np.float32)
+
+
+def voiced_seconds(audio: np.ndarray) -> float:
+    """How much of `audio` is voiced (relative to its own loudest frame), in seconds."""
+    audio = np.asarray(audio).reshape(-1)
+    return float(voiced_weights(audio, frame_count(audio.size)).sum()) * FRAME_SAMPLES / 16_000

@@ -33,6 +33,10 @@ class EmotionResult:
     """One of EMOTIONS: the most probable class."""
     scores: Mapping[str, float]
     """Probability per class, in EMOTIONS order; they sum to 1."""
+    intensity: float | None = None
+    """P(the emotion is strongly expressed); None when the model does not score intensity."""
+    uncertain: bool = False
+    """The probability of `label` is under [emotion] min_confidence: show no color for it."""
 
     @property
     def probability(self) -> float:
@@ -52,11 +56,13 @@ def too_little_signal(audio: np.ndarray) -> bool:
 class EmotionRecognizer:
     """Wraps one ONNX session: waveform [1, samples] → probabilities [1, 6]."""
 
-    def __init__(self, name: str, session, session_info: SessionInfo, labels: tuple[str, ...]) -> None:
+    def __init__(self, name: str, session, session_info: SessionInfo, labels: tuple[str, ...],
+                 min_confidence: float = 0.0) -> None:
         self.name = name
         self.session = session
         self.session_info = session_info
         self.labels = labels
+        self.min_confidence = min_confidence
         self._input = session.get_inputs()[0].name
 
     @classmethod
@@ -74,10 +80,13 @@ class EmotionRecognizer:
         session, info = create_session(
             entry.path("model"), settings.runtime.providers, settings.runtime.threads, label=entry.name
         )
-        return cls(entry.name, session, info, labels)
+        return cls(entry.name, session, info, labels, settings.emotion.min_confidence)
 
-    def classify(self, audio16k: np.ndarray) -> EmotionResult | None:
-        """The emotion of one utterance (16 kHz mono float32), or None when it is too short or silent."""
+    def classify(self, audio16k: np.ndarray, **context) -> EmotionResult | None:
+        """The emotion of one utterance (16 kHz mono float32), or None when it is too short or silent.
+
+        `context` (encoder_states, source, final) is for models that use it; this one judges the
+        waveform alone."""
         audio = np.nan_to_num(np.asarray(audio16k, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
         if too_little_signal(audio):
             return None
@@ -87,10 +96,21 @@ class EmotionRecognizer:
             log.warning("emotion model %s failed on a %.2f s utterance: %s", self.name, audio.size / SAMPLE_RATE, exc)
             return None
         scores = {label: float(p) for label, p in zip(self.labels, probs)}
-        return EmotionResult(label=self.labels[int(np.argmax(probs))], scores=scores)
+        return EmotionResult(label=self.labels[int(np.argmax(probs))], scores=scores,
+                             uncertain=bool(probs.max() < self.min_confidence))
 
 
-def load_emotion_recognizer(settings: Settings) -> tuple[EmotionRecognizer | None, str]:
+def emotion_model(entry: ModelEntry, settings: Settings, transcriber=None):
+    """The recognizer for an emotion model entry: a waveform model ("emotion") or a head on a
+    speech model's encoder states ("emotion-head", sharing `transcriber`'s encoder when it can)."""
+    if entry.family == "emotion-head":
+        from subtone.service.emotion.head_recognizer import HeadEmotionRecognizer
+
+        return HeadEmotionRecognizer.from_entry(entry, settings, transcriber)
+    return EmotionRecognizer.from_entry(entry, settings)
+
+
+def load_emotion_recognizer(settings: Settings, transcriber=None) -> tuple[object | None, str]:
     """The configured emotion model, or (None, why not) when it is disabled, missing or broken.
 
     Emotion is an extra on top of the text: its absence must never stop captions.
@@ -101,11 +121,13 @@ def load_emotion_recognizer(settings: Settings) -> tuple[EmotionRecognizer | Non
         return None, ""
     try:
         entry = load_model(settings.models_dir(), settings.emotion.model)
-        return EmotionRecognizer.from_entry(entry, settings), ""
+        return emotion_model(entry, settings, transcriber), ""
     except SubtoneError as exc:
         return None, f"no emotion shown: {exc}"
 
 
 def describe(result: EmotionResult | None) -> str:
-    """'angry 83%' for a caption line; '' when there is no emotion."""
-    return f"{result.label} {result.probability:.0%}" if result else ""
+    """'angry 83%' for a caption line ('angry? 41%' when unsure); '' when there is no emotion."""
+    if not result:
+        return ""
+    return f"{result.label}{'?' if result.uncertain else ''} {result.probability:.0%}"

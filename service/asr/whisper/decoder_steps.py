@@ -30,10 +30,16 @@ class PlainSteps:
         self._encoder, self._decoder = encoder, decoder
         self._cross_names, self._self_names = list(cross_names), list(self_names)
         self._feeds: dict[str, Any] = {}
+        self.state_names: list[str] = []
+        """Extra encoder outputs to fetch with each `encode` (hidden states an emotion head reads)."""
+        self.states: dict[str, np.ndarray] = {}
+        """The last `encode`'s `state_names` outputs, as numpy arrays."""
 
     def encode(self, mel: np.ndarray, run_options: ort.RunOptions | None = None) -> None:
-        cross = self._encoder.run(self._cross_names, {"mel": mel}, run_options)
-        self._feeds = dict(zip(self._cross_names, cross))
+        outputs = self._encoder.run(self._cross_names + self.state_names, {"mel": mel}, run_options)
+        n = len(self._cross_names)
+        self._feeds = dict(zip(self._cross_names, outputs[:n]))
+        self.states = dict(zip(self.state_names, outputs[n:]))
 
     def first(self, tokens: np.ndarray, empty_cache: dict[str, np.ndarray], run_options: ort.RunOptions | None = None) -> np.ndarray:
         self._feeds.update(empty_cache)
@@ -72,6 +78,8 @@ class BoundSteps:
         self._device, self._device_id = device, device_id
         self._enc_binding = encoder.io_binding()
         self._binding = decoder.io_binding()
+        self.state_names: list[str] = []
+        self.states: dict[str, np.ndarray] = {}
 
     def encode(self, mel: np.ndarray, run_options: ort.RunOptions | None = None) -> None:
         b = self._enc_binding
@@ -80,9 +88,14 @@ class BoundSteps:
         b.bind_cpu_input("mel", mel)
         for name in self._cross_names:
             b.bind_output(name, self._device, self._device_id)
+        for name in self.state_names:  # read on the host by the emotion head
+            b.bind_output(name, "cpu")
         self._encoder.run_with_iobinding(b, run_options)
         b.synchronize_outputs()
-        cross = b.get_outputs()
+        outputs = b.get_outputs()
+        n = len(self._cross_names)
+        cross = outputs[:n]
+        self.states = {name: value.numpy() for name, value in zip(self.state_names, outputs[n:])}
         self._binding.clear_binding_inputs()
         for name, value in zip(self._cross_names, cross):
             self._binding.bind_ortvalue_input(name, value)

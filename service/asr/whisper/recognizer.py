@@ -159,9 +159,26 @@ class WhisperRecognizer:
     @io_binding.setter
     def io_binding(self, on: bool) -> None:
         """Force the I/O-bound (True) or plain (False) decoder steps, e.g. to test the bound path on the CPU."""
+        kept = self._steps.state_names
         self._steps = steps_for(
             self.session_info.provider, self._encoder, self._decoder, self._cross_names, self._self_names, io_binding=on
         )
+        self._steps.state_names = kept
+
+    @property
+    def encoder_outputs(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self._encoder.get_outputs())
+
+    def keep_encoder_states(self, names: tuple[str, ...]) -> None:
+        """Return these encoder outputs (e.g. "states_layer4") with every transcript, so an emotion
+        head reads the states this decode computed anyway: one encoder pass per utterance."""
+        missing = [n for n in names if n not in self.encoder_outputs]
+        if missing:
+            raise SubtoneError(
+                f"model '{self.name}' has no encoder output {', '.join(missing)}; re-export it with "
+                f"`subtone export whisper` (exports since issue 12 carry every block's states)"
+            )
+        self._steps.state_names = list(names)
 
     @classmethod
     def from_entry(cls, entry: ModelEntry, settings: Settings) -> "WhisperRecognizer":
@@ -251,9 +268,12 @@ class WhisperRecognizer:
         logprobs: list[float] = []
         no_speech: list[float] = []
         guess: LanguageGuess | None = None
+        states: dict[str, list[np.ndarray]] = {name: [] for name in self._steps.state_names}
         for start in range(0, max(content, 1), CHUNK_FRAMES):
             window = _even(self._window(mel, start, min(CHUNK_FRAMES, content - start)))
             self._steps.encode(window, run_options)
+            for name, value in self._steps.states.items():  # the audio's frames, not the padding
+                states[name].append(value[0, : min(CHUNK_FRAMES, content - start) // 2])
             guess = guess or self._language(run_options, commit)
             result = self._greedy(self._prompt_for(guess), max_tokens, run_options)
             no_speech.append(result.no_speech_prob)
@@ -269,6 +289,7 @@ class WhisperRecognizer:
             no_speech_prob=float(min(no_speech)) if no_speech else 1.0,
             language=guess.code if guess and text else "",
             language_prob=guess.prob if guess and text else 0.0,
+            encoder_states={name: np.concatenate(parts) for name, parts in states.items() if parts},
         )
 
     def _language(self, run_options, commit: bool) -> LanguageGuess:
