@@ -158,5 +158,5 @@ def shipped_emotion():
     from subtone.service.models.registry import load_model
 
     settings = load_settings(None, {"runtime.providers": ["cpu"]})
-    entry = load_model(project_models_dir(), settings.emotion.model)
+    entry = load_model(project_models_dir(), "emotion-cnn")
     return EmotionRecognizer.from_entry(entry, settings)

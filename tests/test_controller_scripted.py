@@ -217,7 +217,7 @@ def test_hidden_emotion_and_renamed_speakers_apply_to_the_next_captions():
     from types import SimpleNamespace
 
     class Sad:
-        def classify(self, audio):
+        def classify(self, audio, **context):
             return SimpleNamespace(label="sad", scores={"sad": 0.9})
 
     settings = load_settings(overrides={"trigger.mode": "voice", "streaming.enabled": False})
