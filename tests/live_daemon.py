@@ -29,6 +29,9 @@ TEST_MODEL = "whisper-tiny.en-int8"
 
 def write_config(folder: Path, **sections: dict) -> Path:
     sections.setdefault("asr", {}).setdefault("model", TEST_MODEL)
+    # The waveform CNN needs no Whisper base beside tiny.en: the same emotion model whichever tests
+    # ran before. The default head on Whisper base runs in test_live_service's hotkey test.
+    sections.setdefault("emotion", {}).setdefault("model", "emotion-cnn")
     lines = []
     for section, values in sections.items():
         lines.append(f"[{section}]")

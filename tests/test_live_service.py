@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ASR_DEV, JFK
 from live_daemon import LiveDaemon, env_for, fade_in, noise, noise_file, padded_clip, write_config, write_wav
-from subtone.service.models.registry import read_manifest
+from subtone.service.events import EMOTIONS
 from subtone.export.evaluation.wer import word_errors
 
 JFK_TEXT = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
@@ -44,16 +44,9 @@ def config(tmp_path, models_dir, **extra):
     return write_config(tmp_path, **sections)
 
 
-def emotion_model_present(models_dir) -> bool:
-    return "emotion-cnn" in read_manifest(models_dir).get("models", {})
-
-
-def check_emotion(daemon: LiveDaemon, caption: dict, models_dir) -> None:
-    if emotion_model_present(models_dir):
-        assert caption["emotion"], caption
-        assert caption["scores"] and abs(sum(caption["scores"].values()) - 1) < 0.01
-    else:  # until the emotion model lands the overlay's legend says emotion is off
-        assert any(n["text"].startswith("emotion off") for n in daemon.events("note")), daemon.events("note")
+def check_emotion(caption: dict) -> None:
+    assert caption["emotion"] in EMOTIONS, caption
+    assert caption["scores"] and abs(sum(caption["scores"].values()) - 1) < 0.01
 
 
 def xdotool(*args: str, display: str) -> None:
@@ -62,8 +55,10 @@ def xdotool(*args: str, display: str) -> None:
 
 @pytest.mark.desktop
 @pytest.mark.slow
-def test_holding_the_hotkey_while_speech_plays_gives_a_matching_caption(tmp_path, pulse_audio, x_display, whisper_model_dir):
-    cfg = config(tmp_path, whisper_model_dir, trigger={"mode": "push-to-talk"}, hotkey={"combo": "<ctrl>+<alt>+space", "style": "hold"})
+def test_holding_the_hotkey_while_speech_plays_gives_a_matching_caption(tmp_path, pulse_audio, x_display, default_models):
+    """The default models: whisper-base-int8, and the emotion head reading its encoder states."""
+    cfg = config(tmp_path, default_models, trigger={"mode": "push-to-talk"}, hotkey={"combo": "<ctrl>+<alt>+space", "style": "hold"},
+                 asr={"model": "whisper-base-int8"}, emotion={"model": "emotion-whisper-base"})
     daemon = LiveDaemon(tmp_path, ["--no-tray"], env_for(pulse_audio.server, x_display), cfg)
     try:
         assert daemon.wait_ready()["hotkey"], daemon.log()
@@ -80,7 +75,8 @@ def test_holding_the_hotkey_while_speech_plays_gives_a_matching_caption(tmp_path
         assert errors.wer <= 0.25, (caption["text"], errors)
         # Releasing the key ended the utterance: it ends at the release (plus the post-roll).
         assert released - 0.2 <= caption["t_end"] <= released + 0.5, (released, caption)
-        check_emotion(daemon, caption, whisper_model_dir)
+        check_emotion(caption)
+        assert "emotion emotion-whisper-base: shares the speech model's encoder" in daemon.log(), daemon.log()
         states = [s["state"] for s in daemon.events("state")]
         assert "hearing speech" in states and "recognising" in states, states
         # A caption shown on the overlay means the Qt side got it too (no traceback in the log).
