@@ -430,7 +430,8 @@ class CaptionOverlay(QWidget):
         metrics = QFontMetrics(self._note_font)
         room = box.width() - 2 * PADDING_PX
         for text in header:  # one line each, however long: a long banner ends in "…"
-            painter.drawText(box.left() + PADDING_PX, y + metrics.ascent(), metrics.elidedText(text, Qt.TextElideMode.ElideRight, room))
+            text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+            painter.drawText(box.left() + PADDING_PX, y + metrics.ascent(), text)
             y += metrics.lineSpacing()
         return y
 

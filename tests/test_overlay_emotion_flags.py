@@ -102,6 +102,8 @@ def test_an_uncertain_caption_is_grey_not_its_emotion_color_and_keeps_its_word_a
 
 @pytest.mark.parametrize("final", [True, False], ids=["final", "partial"])
 def test_a_strong_caption_is_drawn_heavier_with_the_same_label(overlay, final):
+    from subtone.overlay.window import PADDING_PX
+
     overlay.show_caption(flagged(final=final))
     plain = settled_shot(overlay)
     overlay.show_caption(flagged(final=final, strong=True))
@@ -111,7 +113,7 @@ def test_a_strong_caption_is_drawn_heavier_with_the_same_label(overlay, final):
     assert plain.shape == bold.shape  # same box: the strong caption still fits its row
 
     # The label column is the same for both (bold labels always): only the text's ink may change.
-    text_x = overlay._indent(overlay._lines[1]) + 14 - 12  # PADDING_PX, less the grab's inset
+    text_x = overlay._indent(overlay._lines[1]) + PADDING_PX - 12  # less the grab's inset
     label_plain, label_bold = ink(plain[:, :text_x]), ink(bold[:, :text_x])
     text_plain, text_bold = ink(plain[:, text_x:]), ink(bold[:, text_x:])
     assert abs(label_bold - label_plain) <= 0.02 * label_plain, (label_plain, label_bold)
@@ -121,6 +123,8 @@ def test_a_strong_caption_is_drawn_heavier_with_the_same_label(overlay, final):
 def test_layout_leaves_room_for_a_guess_label_and_wraps_strong_text_in_its_own_width(overlay):
     from PySide6.QtGui import QFontMetrics
 
+    from subtone.overlay.window import PADDING_PX
+
     widest = max(("disgust", "neutral", "angry"), key=lambda e: len(style_for(e, uncertain=True).label))
     guess = overlay._prefix(style_for(widest, uncertain=True), "KO")
     assert QFontMetrics(overlay._label_font).horizontalAdvance(guess) <= overlay._label_column
@@ -128,9 +132,9 @@ def test_layout_leaves_room_for_a_guess_label_and_wraps_strong_text_in_its_own_w
     long_text = " ".join(["stop"] * 60)
     overlay.show_caption(flagged(long_text, strong=True))
     rows = overlay._rows()
-    room = overlay.width() - 2 * 14 - overlay._indent(overlay._lines[1])
+    room = overlay.width() - 2 * PADDING_PX - overlay._indent(overlay._lines[1])
     bold = QFontMetrics(overlay._strong_font)
     assert all(bold.horizontalAdvance(row.text) <= room for row in rows)
-    plain_rows = overlay._wrap(replace(overlay._lines[1], caption=flagged(long_text)), overlay.width() - 2 * 14)
-    bold_rows = overlay._wrap(overlay._lines[1], overlay.width() - 2 * 14)
+    plain_rows = overlay._wrap(replace(overlay._lines[1], caption=flagged(long_text)), overlay.width() - 2 * PADDING_PX)
+    bold_rows = overlay._wrap(overlay._lines[1], overlay.width() - 2 * PADDING_PX)
     assert len(bold_rows) > len(plain_rows)  # wider letters: more rows, none running off the box
