@@ -2,6 +2,11 @@
 
 The label and glyph are always drawn, so the emotion never rests on color alone.
 
+An uncertain emotion (`Caption.emotion_uncertain`: the model's confidence is under the threshold)
+gets no emotion color, since a wrong color is worse than none: `style_for(..., uncertain=True)`
+keeps the emotion's glyph and word, marked as a guess ("angry?"), in `UNCERTAIN_COLOR`, a warm
+grey that is neither an emotion's color nor neutral's near-white.
+
 Contrast contract (WCAG 2.x, AA for normal text is 4.5:1): the caption backdrop is
 `BACKDROP_RGB` painted at an opacity of at least `MIN_BACKDROP_OPACITY` over whatever
 is on screen. Its *effective* color is that blend (per sRGB channel, as compositors
@@ -13,14 +18,17 @@ text color here is lighter than both, so its worst case is the blend over white.
 The hues start from the Okabe–Ito color-blind-safe set (yellow, sky blue, vermillion,
 reddish purple, bluish green), lightened until they clear 4.5:1 at the worst case, then
 nudged so every pair stays apart (CIE76 ΔE ≥ 15) under simulated protanopia, deuteranopia
-and tritanopia (tests/test_palette.py).
+and tritanopia (tests/test_palette.py). `UNCERTAIN_COLOR` is held to the same two rules: 4.5:1 at
+the worst case and ΔE ≥ 15 from every emotion color (neutral's included) under each simulation.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
+
+from subtone.service.events import emotion_word
 
 RGB = tuple[int, int, int]
 
@@ -41,6 +49,8 @@ class EmotionStyle:
     """A word shown before the caption; empty for "none"."""
     glyph: str
     """An icon character (present in DejaVu Sans); empty for "none"."""
+    uncertain: bool = False
+    """The model's guess, below its confidence threshold: UNCERTAIN_COLOR, the label ends in "?"."""
 
     @property
     def rgb(self) -> RGB:
@@ -62,11 +72,33 @@ NOTE_COLOR = "#c8c8c8"
 NONE_STYLE = EmotionStyle("none", "#f2f2f2", "", "")
 """Used when a caption carries no emotion (no emotion model, or it is switched off)."""
 
-def style_for(emotion: str | None, palette: Mapping[str, EmotionStyle] = DEFAULT_PALETTE) -> EmotionStyle:
-    """The style for an emotion name; None or an unknown name gets NONE_STYLE."""
+UNCERTAIN_COLOR = "#cac4bc"
+"""Text color of an uncertain emotion: a grey with a faint warm tint, because no pure grey that is
+readable (4.5:1) stays ΔE 15 from fear's pink as deuteranopes see it; the tint is what keeps it apart."""
+
+
+def style_for(
+    emotion: str | None, palette: Mapping[str, EmotionStyle] = DEFAULT_PALETTE, uncertain: bool = False
+) -> EmotionStyle:
+    """The style for an emotion name; None or an unknown name gets NONE_STYLE (uncertain or not:
+    there is no guess to show). `uncertain`: the emotion's glyph and word as a guess, no emotion color."""
     if emotion is None:
         return NONE_STYLE
-    return palette.get(emotion, NONE_STYLE)
+    style = palette.get(emotion, NONE_STYLE)
+    return uncertain_style(style) if uncertain and style is not NONE_STYLE else style
+
+
+@functools.lru_cache(maxsize=64)  # a few styles, asked for on every caption update
+def uncertain_style(style: EmotionStyle) -> EmotionStyle:
+    """`style` as a guess: same glyph, its word marked ("angry?"), UNCERTAIN_COLOR."""
+    return EmotionStyle(style.emotion, UNCERTAIN_COLOR, emotion_word(style.label, uncertain=True), style.glyph, True)
+
+
+def every_style(palette: Mapping[str, EmotionStyle] = DEFAULT_PALETTE) -> Iterator[EmotionStyle]:
+    """Each emotion's style and its uncertain form: what a caption's label can be (for layout)."""
+    for style in palette.values():
+        yield style
+        yield uncertain_style(style)
 
 
 def hex_to_rgb(color: str) -> RGB:

@@ -8,7 +8,9 @@
   place by later partials and by the final; its settled words (`stable_text`, which will not
   change) are drawn upright like a final, so only the tentative tail looks provisional; a final with empty text removes the line
   (the recognizer heard no words). Each line starts with the emotion's glyph and label,
-  in the emotion's color (see palette.py), so the emotion never rests on color alone.
+  in the emotion's color (see palette.py), so the emotion never rests on color alone. An
+  uncertain emotion (`emotion_uncertain`) keeps its glyph and word as a guess ("angry?") in a
+  neutral grey, with no emotion color; a `strong` one's text is drawn bold (label and glyph as ever).
 - `set_legend_note(text)`: a small line above the captions, e.g. "emotion off: no emotion
   model"; "" removes it. It is shown only while captions are.
 - `shown_captions() -> list[Caption]`: what is on screen now, oldest first (tests, e2e checks).
@@ -37,7 +39,15 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QGuiApplication, QPainter
 from PySide6.QtWidgets import QWidget
 
 from subtone.config.settings import OverlaySettings
-from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, NOTE_COLOR, EmotionStyle, faded_alpha, style_for
+from subtone.overlay.palette import (
+    BACKDROP_RGB,
+    DEFAULT_PALETTE,
+    NOTE_COLOR,
+    EmotionStyle,
+    every_style,
+    faded_alpha,
+    style_for,
+)
 from subtone.service.events import Caption
 
 log = logging.getLogger(__name__)
@@ -151,11 +161,22 @@ class CaptionOverlay(QWidget):
         self._label_font.setBold(True)
         self._partial_font = QFont(self._font)
         self._partial_font.setItalic(True)
+        # Strong emotion: a heavier weight of the same letters (arousal as font weight).
+        self._strong_font, self._strong_partial_font = QFont(self._font), QFont(self._partial_font)
+        for font in (self._strong_font, self._strong_partial_font):
+            font.setWeight(QFont.Weight.Bold)
         self._note_font = QFont(self._font)
         self._note_font.setPointSize(max(8, round(settings.font_size * 0.6)))
         label_metrics = QFontMetrics(self._label_font)
-        # Room for the widest emotion label plus a language tag ("KO"), so every caption's text starts in one column.
-        self._label_column = max(label_metrics.horizontalAdvance(self._prefix(st, "WW")) for st in self._palette.values())
+        # Room for the widest emotion label (a guess, "disgust?", included) plus a language tag ("KO"),
+        # so every caption's text starts in one column.
+        self._label_column = max(label_metrics.horizontalAdvance(self._prefix(st, "WW")) for st in every_style(self._palette))
+
+    def _text_font(self, caption: Caption, settled: bool) -> QFont:
+        """Upright for a final and a partial's settled words, italic for its tentative tail; bold when strong."""
+        if settled or caption.is_final:
+            return self._strong_font if caption.strong else self._font
+        return self._strong_partial_font if caption.strong else self._partial_font
 
     # ----- public -----
 
@@ -171,7 +192,7 @@ class CaptionOverlay(QWidget):
             if self._lines.pop(caption.utterance_id, None) is not None:
                 self._after_change()
             return
-        style = style_for(caption.emotion, self._palette)
+        style = style_for(caption.emotion, self._palette, caption.emotion_uncertain)
         expires = time.monotonic() + self._settings.caption_seconds
         line = self._lines.get(caption.utterance_id)
         if line is None:
@@ -286,31 +307,35 @@ class CaptionOverlay(QWidget):
     def _rows(self) -> list[_Row]:
         """Word-wrapped rows of every caption, newest last, cut to the configured number of lines."""
         width = self.width() - 2 * PADDING_PX
-        rows: list[_Row] = []
-        for line in self._lines.values():
-            font = self._font if line.caption.is_final else self._partial_font
-            metrics = QFontMetrics(font)
-            text = line.caption.text.strip()
-            if not line.caption.is_final:  # one ellipsis, even when the recognizer wrote its own
-                text = text.rstrip(".\u2026 ") + PARTIAL_MARK
-            prefix = self._prefix(line.style, line.caption.language, line.caption.speaker)
-            indent = self._indent(line) if prefix else 0
-            available = width - indent
-            current = ""
-            first = True
-            settled = len(line.caption.stable_text.split()) if not line.caption.is_final else 0
-            done = 0  # words already in earlier rows
-            for word in text.split():
-                candidate = f"{current} {word}" if current else word
-                if current and metrics.horizontalAdvance(candidate) > available:
-                    count = len(current.split())
-                    rows.append(_Row(line, prefix if first else "", current, min(count, max(0, settled - done))))
-                    first, current, done = False, word, done + count
-                else:
-                    current = candidate
-            count = len(current.split())
-            rows.append(_Row(line, prefix if first else "", current, min(count, max(0, settled - done))))
+        rows = [row for line in self._lines.values() for row in self._wrap(line, width)]
         return _label_first_visible_rows(rows[-self._settings.lines :], rows)
+
+    def _wrap(self, line: _Line, width: int) -> list[_Row]:
+        """One caption's rows, wrapped in the font its text is drawn in (a bold strong caption is wider)."""
+        caption = line.caption
+        metrics = QFontMetrics(self._text_font(caption, settled=False))
+        text = caption.text.strip()
+        if not caption.is_final:  # one ellipsis, even when the recognizer wrote its own
+            text = text.rstrip(".\u2026 ") + PARTIAL_MARK
+        prefix = self._prefix(line.style, caption.language, caption.speaker)
+        available = width - (self._indent(line) if prefix else 0)
+        settled = len(caption.stable_text.split()) if not caption.is_final else 0
+        rows: list[_Row] = []
+        current, done = "", 0  # done: words already in earlier rows
+
+        def close_row() -> None:
+            count = len(current.split())
+            rows.append(_Row(line, "" if rows else prefix, current, min(count, max(0, settled - done))))
+
+        for word in text.split():
+            candidate = f"{current} {word}" if current else word
+            if current and metrics.horizontalAdvance(candidate) > available:
+                close_row()
+                current, done = word, done + len(current.split())
+            else:
+                current = candidate
+        close_row()
+        return rows
 
     # ----- time -----
 
@@ -389,46 +414,53 @@ class CaptionOverlay(QWidget):
         painter.setBrush(backdrop)
         painter.drawRoundedRect(QRectF(box), CORNER_RADIUS_PX, CORNER_RADIUS_PX)
 
+        y = self._paint_header(painter, header, box, strongest)
+        for row in rows:
+            self._paint_row(painter, row, box.left() + PADDING_PX, y, now)
+            y += self._line_height()
+        painter.end()
+
+    def _paint_header(self, painter: QPainter, header: list[str], box: QRect, opacity: float) -> int:
+        """The banner and note lines at the top of the box; returns the y where the captions start."""
         y = box.top() + PADDING_PX
         note = QColor(NOTE_COLOR)
-        note.setAlphaF(strongest)
+        note.setAlphaF(opacity)
         painter.setPen(note)
         painter.setFont(self._note_font)
-        ascent = QFontMetrics(self._note_font).ascent()
+        metrics = QFontMetrics(self._note_font)
         room = box.width() - 2 * PADDING_PX
         for text in header:  # one line each, however long: a long banner ends in "…"
-            text = QFontMetrics(self._note_font).elidedText(text, Qt.TextElideMode.ElideRight, room)
-            painter.drawText(box.left() + PADDING_PX, y + ascent, text)
-            y += QFontMetrics(self._note_font).lineSpacing()
+            text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+            painter.drawText(box.left() + PADDING_PX, y + metrics.ascent(), text)
+            y += metrics.lineSpacing()
+        return y
 
-        line_height = self._line_height()
-        ascent = QFontMetrics(self._font).ascent()
-        for row in rows:
-            color = QColor(row.line.style.color)
-            color.setAlphaF(self._opacity(row.line, now))
-            painter.setPen(color)
-            x = box.left() + PADDING_PX
-            baseline = y + ascent
-            if row.prefix:
-                painter.setFont(self._label_font)
-                painter.drawText(x, baseline, row.prefix)
-            if self._prefix(row.line.style, row.line.caption.language, row.line.caption.speaker):
-                x += self._indent(row.line)  # text of every labeled row starts in one column
-            words = row.text.split(" ")
-            if row.stable:  # a partial's settled words: upright, as they will stay in the final
-                settled = " ".join(words[: row.stable])
-                painter.setFont(self._font)
-                painter.drawText(x, baseline, settled)
-                x += QFontMetrics(self._font).horizontalAdvance(settled + " ")
-            if not row.line.caption.is_final:
-                tentative = QColor(color)
-                rgb = (tentative.red(), tentative.green(), tentative.blue())
-                tentative.setAlphaF(color.alphaF() * faded_alpha(rgb, TENTATIVE_FLOOR, self._settings.backdrop_opacity))
-                painter.setPen(tentative)
-            painter.setFont(self._font if row.line.caption.is_final else self._partial_font)
-            painter.drawText(x, baseline, " ".join(words[row.stable :]))
-            y += line_height
-        painter.end()
+    def _paint_row(self, painter: QPainter, row: _Row, x: int, top: int, now: float) -> None:
+        """One row: its label (first row of a caption), settled words upright, a partial's tentative tail faded."""
+        caption = row.line.caption
+        color = QColor(row.line.style.color)
+        color.setAlphaF(self._opacity(row.line, now))
+        painter.setPen(color)
+        baseline = top + QFontMetrics(self._font).ascent()
+        if row.prefix:
+            painter.setFont(self._label_font)
+            painter.drawText(x, baseline, row.prefix)
+        if self._prefix(row.line.style, caption.language, caption.speaker):
+            x += self._indent(row.line)  # text of every labeled row starts in one column
+        words = row.text.split(" ")
+        if row.stable:  # a partial's settled words: upright, as they will stay in the final
+            settled = " ".join(words[: row.stable])
+            font = self._text_font(caption, settled=True)
+            painter.setFont(font)
+            painter.drawText(x, baseline, settled)
+            x += QFontMetrics(font).horizontalAdvance(settled + " ")
+        if not caption.is_final:
+            tentative = QColor(color)
+            rgb = (tentative.red(), tentative.green(), tentative.blue())
+            tentative.setAlphaF(color.alphaF() * faded_alpha(rgb, TENTATIVE_FLOOR, self._settings.backdrop_opacity))
+            painter.setPen(tentative)
+        painter.setFont(self._text_font(caption, settled=False))
+        painter.drawText(x, baseline, " ".join(words[row.stable :]))
 
 
 class _X11Raiser:

@@ -57,6 +57,23 @@ TOO_SHORT = "too_short"
 
 UtteranceEvent = UtteranceStarted | UtteranceAudio | UtteranceEnded
 
+UNCERTAIN_MARK = "?"
+"""Ends the emotion's word wherever an uncertain emotion is shown or exported ("angry?"): a guess."""
+
+
+def emotion_word(emotion: str | None, uncertain: bool = False) -> str:
+    """The emotion as a word: "angry", "angry?" when the model was unsure, "" for no emotion."""
+    if not emotion:
+        return ""
+    return emotion + UNCERTAIN_MARK if uncertain else emotion
+
+
+def emotion_tag(emotion: str | None, uncertain: bool = False, strong: bool = False) -> str:
+    """The emotion for plain text (exports, the recent-captions list), where there is no color or
+    font weight: "angry", "angry?", "angry, strong", "angry?, strong"; "" for no emotion."""
+    word = emotion_word(emotion, uncertain)
+    return f"{word}, strong" if word and strong else word
+
 
 @dataclass(frozen=True)
 class Caption:

@@ -240,3 +240,19 @@ def test_hidden_emotion_and_renamed_speakers_apply_to_the_next_captions():
         assert notes[-1] == "emotion off (settings)"  # the legend says why the colors are gone
     finally:
         assert ctl.stop()
+
+
+def test_hidden_emotion_drops_its_uncertain_and_strong_flags_too():
+    from subtone.service.events import Caption
+
+    settings = load_settings(overrides={"streaming.enabled": False})
+    captions: list = []
+    ctl = Controller(settings, QueueSource(), captions.append, models=lambda: ModelSet(ScriptedRecognizer(), None, ""),
+                     voice_detector=LoudIsVoice())
+    felt = Caption(1, "no way", True, 0.0, 1.0, "angry", {"angry": 0.4}, emotion_uncertain=True, strong=True)
+    ctl._caption(felt)
+    ctl.set_emotion_shown(False)
+    ctl._caption(felt)
+    shown, hidden = captions
+    assert (shown.emotion, shown.emotion_uncertain, shown.strong) == ("angry", True, True)
+    assert (hidden.emotion, dict(hidden.scores), hidden.emotion_uncertain, hidden.strong) == (None, {}, False, False)

@@ -122,3 +122,35 @@ def test_each_session_gets_its_own_timeline_and_exports_pick_a_session_or_a_date
     bad = subprocess.run([sys.executable, "-m", "subtone.service.cli.main", "history", "export", "--file", str(path),
                           "--since", "last tuesday"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "expected a date" in bad.stderr
+
+
+def test_uncertain_and_strong_are_kept_and_exports_mark_a_guess(tmp_path):
+    path = tmp_path / "history.jsonl"
+    history = CaptionHistory(path)
+    t = time.monotonic()
+    flags = [(False, False), (True, False), (False, True), (True, True)]
+    for uid, (uncertain, strong) in enumerate(flags, 1):
+        history.append(Caption(uid, f"line {uid}", True, t + uid, t + uid + 0.5, "angry", {"angry": 0.4},
+                               emotion_uncertain=uncertain, strong=strong))
+    history.close()
+    records = read_history(path)
+    assert [(r["emotion_uncertain"], r["strong"]) for r in records] == flags
+    srt = to_srt(records)
+    for label in ("[angry] line 1", "[angry?] line 2", "[angry, strong] line 3", "[angry?, strong] line 4"):
+        assert label in srt
+    txt = to_txt(records).splitlines()
+    assert [line.split("] ", 1)[1] for line in txt] == [
+        "(angry) line 1", "(angry?) line 2", "(angry, strong) line 3", "(angry?, strong) line 4"]
+
+
+def test_a_history_written_before_the_flags_still_exports(tmp_path):
+    path = tmp_path / "history.jsonl"
+    old = {"start": "2026-12-01T09:00:00.000+00:00", "end": "2026-12-01T09:00:01.000+00:00", "duration_s": 1.0,
+           "text": "from an older version", "emotion": "sad", "scores": {}, "language": "", "speaker": "",
+           "session": "2026-12-01T09:00:00+00:00"}
+    path.write_text(json.dumps(old) + "\n")
+    records = read_history(path)
+    assert "[sad] from an older version" in to_srt(records)  # no flags: a confident label, as it was shown
+    assert to_txt(records).rstrip().endswith("(sad) from an older version")
+    no_emotion = {**old, "emotion": None, "emotion_uncertain": True, "strong": True}
+    assert "\nfrom an older version" in to_srt([no_emotion])  # flags without an emotion add nothing

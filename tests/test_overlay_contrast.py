@@ -22,8 +22,11 @@ import numpy as np
 import pytest
 from x11_env import process_events_for, process_events_until
 
-from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, WCAG_AA, hex_to_rgb
+from subtone.overlay.palette import BACKDROP_RGB, DEFAULT_PALETTE, UNCERTAIN_COLOR, WCAG_AA, hex_to_rgb
 from test_overlay_desktop import caption, default_overlay_settings
+
+STYLE_COLORS = {**{name: style.color for name, style in DEFAULT_PALETTE.items()}, "uncertain": UNCERTAIN_COLOR}
+"""Every text color a caption can have: one per emotion, and the uncertain grey (an unsure emotion)."""
 
 pytestmark = pytest.mark.desktop
 
@@ -113,20 +116,21 @@ def busy(window_manager, qapp):
 def _overlay(opacity: float):
     from subtone.overlay.window import CaptionOverlay
 
-    settings = replace(default_overlay_settings(), caption_seconds=120.0, font_size=FONT_SIZE, lines=6, width=0.8,
+    settings = replace(default_overlay_settings(), caption_seconds=120.0, font_size=FONT_SIZE, lines=7, width=0.8,
                        backdrop_opacity=opacity)
     return CaptionOverlay(settings)
 
 
 def measure(busy, opacity: float, shot_name: str) -> tuple[dict[str, float], dict[str, float], tuple[float, float]]:
-    """Show one caption per emotion over the busy window; the lowest letter/backdrop contrast with white
-    and with black text behind, per emotion, and the backdrop's luminance range."""
+    """Show one caption per emotion, and one uncertain, over the busy window; the lowest letter/backdrop
+    contrast with white and with black text behind, per style, and the backdrop's luminance range."""
     behind = _grab(0, 0, busy.width(), busy.height())
     overlay = _overlay(opacity)
     try:
         texts = ["Meet me at noon", "I lost my keys", "Stop that now", "What was that", "Not that again", "Fine by me"]
         for uid, (emotion, text) in enumerate(zip(("neutral", "sad", "angry", "fear", "disgust", "happy"), texts), 1):
             overlay.show_caption(caption(uid, text, emotion))
+        overlay.show_caption(replace(caption(7, "Maybe later then", "angry"), emotion_uncertain=True))
         process_events_until(lambda: overlay.isVisible() and not overlay.caption_rect().isEmpty(), 5, "the captions")
         process_events_for(1.0)  # painted, raised above the busy window, composited
         box = overlay.caption_rect().adjusted(12, 12, -12, -12)  # inside the rounded corners
@@ -167,11 +171,11 @@ def measure(busy, opacity: float, shot_name: str) -> tuple[dict[str, float], dic
         mask = measurable & where
         assert mask.sum() > 500, name
         results[name] = float(ratio[mask].min())
-    # Per emotion: letter pixels attributed to the nearest palette color.
-    colors = [np.array(hex_to_rgb(style.color)) for style in DEFAULT_PALETTE.values()]
+    # Per style: letter pixels attributed to the nearest caption color.
+    colors = [np.array(hex_to_rgb(color)) for color in STYLE_COLORS.values()]
     nearest = np.argmin(np.stack([np.abs(shot.astype(int) - c).sum(-1) for c in colors]), axis=0)
     per_emotion = {name: float(ratio[measurable & (nearest == i)].min())
-                   for i, name in enumerate(DEFAULT_PALETTE) if (measurable & (nearest == i)).sum() > 100}
+                   for i, name in enumerate(STYLE_COLORS) if (measurable & (nearest == i)).sum() > 100}
     backdrop_lum = lum[far_from_ink]
     return results, per_emotion, (float(backdrop_lum.min()), float(backdrop_lum.max()))
 
@@ -185,7 +189,7 @@ def test_caption_letters_keep_wcag_aa_contrast_over_black_and_white_text_behind(
               + ", ".join(f"{k} {v:.2f}:1" for k, v in results.items())
               + f"; backdrop luminance {lo:.4f}-{hi:.4f}; per emotion "
               + ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_emotion.items(), key=lambda kv: kv[1])))
-    assert set(per_emotion) == set(DEFAULT_PALETTE), per_emotion
+    assert set(per_emotion) == set(STYLE_COLORS), per_emotion
     for name, value in results.items():
         assert value >= WCAG_AA, f"{name}: {value:.2f}:1 < {WCAG_AA}:1"
 

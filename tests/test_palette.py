@@ -10,6 +10,7 @@ from subtone.overlay.palette import (
     MIN_BACKDROP_OPACITY,
     NONE_STYLE,
     NOTE_COLOR,
+    UNCERTAIN_COLOR,
     WCAG_AA,
     blend,
     contrast_ratio,
@@ -17,6 +18,7 @@ from subtone.overlay.palette import (
     hex_to_rgb,
     relative_luminance,
     style_for,
+    uncertain_style,
     worst_case_contrast,
 )
 from subtone.service.events import EMOTIONS
@@ -44,6 +46,23 @@ def test_palette_covers_every_emotion_with_color_label_and_glyph():
 def test_every_text_color_has_aa_contrast_over_any_background(style):
     ratio = worst_case_contrast(style.rgb, MIN_BACKDROP_OPACITY)
     assert ratio >= WCAG_AA, f"{style.emotion} {style.color}: {ratio:.2f}:1 at opacity {MIN_BACKDROP_OPACITY}"
+
+
+def test_uncertain_style_keeps_the_word_and_glyph_as_a_guess_without_the_emotion_color():
+    for name, style in DEFAULT_PALETTE.items():
+        guess = style_for(name, uncertain=True)
+        assert guess.uncertain and not style.uncertain
+        assert guess.glyph == style.glyph and guess.emotion == name
+        assert guess.label == f"{style.label}?"  # the word stays, marked as a guess
+        assert guess.color == UNCERTAIN_COLOR and guess.color != style.color
+    assert style_for(None, uncertain=True) is NONE_STYLE and style_for("bored", uncertain=True) is NONE_STYLE
+    assert style_for("sad", uncertain=False) is DEFAULT_PALETTE["sad"]
+    assert uncertain_style(DEFAULT_PALETTE["sad"]) is style_for("sad", uncertain=True)  # cached: no churn per repaint
+
+
+def test_uncertain_color_has_aa_contrast_over_any_background():
+    ratio = worst_case_contrast(hex_to_rgb(UNCERTAIN_COLOR), MIN_BACKDROP_OPACITY)
+    assert ratio >= WCAG_AA, f"{UNCERTAIN_COLOR}: {ratio:.2f}:1 at opacity {MIN_BACKDROP_OPACITY}"
 
 
 def test_legend_note_color_has_aa_contrast():
@@ -151,3 +170,22 @@ def test_tentative_words_fade_only_as_far_as_wcag_aa_allows():
         if worst_case_contrast(rgb) >= 9.0:
             assert alpha <= 0.75, (name, alpha)  # plenty of contrast: visibly fainter
     assert min(alphas.values()) < 1.0  # some color is dimmed at all
+
+
+@pytest.mark.parametrize("vision", list(CVD))
+def test_uncertain_color_stays_apart_from_every_emotion_color_for_color_blind_viewers(vision):
+    import numpy as np
+
+    grey = _lab(hex_to_rgb(UNCERTAIN_COLOR), CVD[vision])
+    gaps = {name: float(np.linalg.norm(grey - _lab(style.rgb, CVD[vision]))) for name, style in DEFAULT_PALETTE.items()}
+    closest = min(gaps, key=gaps.get)
+    assert gaps[closest] >= 15.0, f"{vision}: uncertain and {closest} only ΔE {gaps[closest]:.1f} apart"
+
+
+def test_the_separation_check_catches_a_pure_grey():
+    """No readable pure grey works: the check must fail one (fear looks grey to deuteranopes)."""
+    import numpy as np
+
+    grey, fear = (0xC8, 0xC8, 0xC8), DEFAULT_PALETTE["fear"].rgb
+    assert worst_case_contrast(grey) >= WCAG_AA
+    assert float(np.linalg.norm(_lab(grey, CVD["deuteranopia"]) - _lab(fear, CVD["deuteranopia"]))) < 15.0

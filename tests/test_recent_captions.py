@@ -40,3 +40,17 @@ def test_a_line_has_time_speaker_emotion_and_text():
     wall = dt.datetime(2026, 12, 4, 14, 3, 21).timestamp()
     assert entry_line(RecentEntry(wall, "hello there", "sad", "computer")) == "14:03:21  computer:  sad  hello there"
     assert entry_line(RecentEntry(wall, "hi")) == "14:03:21  hi"
+
+
+def test_an_uncertain_or_strong_caption_keeps_its_flags_and_says_so_on_its_line():
+    recent = RecentCaptions()
+    recent.add(caption(1, "maybe cross", emotion="angry", emotion_uncertain=True))
+    recent.add(caption(2, "really cross", emotion="angry", strong=True))
+    recent.add(caption(3, "plain", emotion="angry"))
+    _, (guess, strong, plain) = recent.snapshot()
+    assert (guess.emotion_uncertain, guess.strong, strong.emotion_uncertain, strong.strong) == (True, False, False, True)
+    assert entry_line(guess).endswith("  angry?  maybe cross")
+    assert entry_line(strong).endswith("  angry, strong  really cross")
+    assert entry_line(plain).endswith("  angry  plain") and not plain.emotion_uncertain and not plain.strong
+    wall = dt.datetime(2026, 12, 4, 14, 3, 21).timestamp()
+    assert entry_line(RecentEntry(wall, "hi", None, "", "", True, True)) == "14:03:21  hi"  # no emotion: no flags shown

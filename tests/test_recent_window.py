@@ -66,6 +66,13 @@ def test_window_lists_captions_follows_new_ones_and_closes_with_escape(window):
                          "the new caption to show")
     process_events_until(widget.at_end, 3, "the window to follow the new caption")
 
+    # A guess and a strong emotion are said in words: the list has no color or weight to show them.
+    store.add_entry(RecentEntry(time.time(), "maybe cross", "angry", "you", emotion_uncertain=True))
+    process_events_until(lambda: widget.text().endswith("you:  angry?  maybe cross"), 5, "the uncertain caption")
+    store.add_entry(RecentEntry(time.time(), "really cross", "angry", "you", strong=True))
+    process_events_until(lambda: widget.text().endswith("you:  angry, strong  really cross"), 5, "the strong caption")
+    process_events_until(widget.at_end, 3, "the window to follow them")
+
     # A reader who scrolled up to read stays where they are when a caption comes.
     bar.setValue(0)
     store.add_entry(RecentEntry(time.time(), "another", None, "you"))

@@ -431,7 +431,8 @@ class Controller:
         if len(self.sources) > 1 or caption.audio_source != MICROPHONE:  # say who spoke
             caption = replace(caption, speaker=self._speakers.get(caption.audio_source, caption.audio_source))
         if not self._emotion_shown and caption.emotion is not None:
-            caption = replace(caption, emotion=None, scores={})
+            # The flags go too: a bold caption with emotion hidden would still say "strongly felt".
+            caption = replace(caption, emotion=None, scores={}, emotion_uncertain=False, strong=False)
         try:
             self._on_caption(caption)
         except Exception:  # a broken sink must not stop the recognizer

@@ -30,6 +30,8 @@ class EventLog:
                 "t_start": round(caption.t_start, 4),
                 "t_end": round(caption.t_end, 4),
                 "emotion": caption.emotion,
+                "emotion_uncertain": caption.emotion_uncertain,
+                "strong": caption.strong,
                 "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
                 "language": caption.language,
                 "audio_source": caption.audio_source,

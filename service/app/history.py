@@ -1,7 +1,10 @@
 """Caption history: finished captions appended to a private JSON-lines transcript, and exports.
 
 One line per final caption: {"start", "end" (ISO 8601 with the UTC offset), "duration_s",
-"text", "emotion", "scores", "language", "speaker", "session" (when that `subtone run` started)}. The file is created with mode 0600 (captions are other people's
+"text", "emotion", "emotion_uncertain" (the emotion is the model's guess, below its confidence
+threshold), "strong" (strongly expressed), "scores", "language", "speaker", "session" (when that
+`subtone run` started)}. Older files lack the two flags: read as False. Exports mark a guess and a
+strong emotion in words ("[angry?, strong]"), since they carry no color or weight. The file is created with mode 0600 (captions are other people's
 words) in the user data folder unless [history] file says otherwise; every line is flushed as
 it is written, so a crash loses nothing already shown.
 """
@@ -21,7 +24,7 @@ import platformdirs
 
 from subtone.config.settings import APP_NAME, HistorySettings
 from subtone.service.errors import SubtoneError
-from subtone.service.events import Caption
+from subtone.service.events import Caption, emotion_tag
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ class CaptionHistory:
             "duration_s": round(caption.t_end - caption.t_start, 2),
             "text": caption.text,
             "emotion": caption.emotion,
+            "emotion_uncertain": caption.emotion_uncertain,
+            "strong": caption.strong,
             "scores": {k: round(float(v), 4) for k, v in caption.scores.items()},
             "language": caption.language,
             "speaker": caption.speaker,
@@ -131,6 +136,12 @@ def select(records: Iterable[dict[str, Any]], since: dt.datetime | None = None, 
     return chosen
 
 
+def _tag(record: dict[str, Any]) -> str:
+    """A record's emotion for an export: "angry", "angry?" (a guess), "angry, strong"; records
+    written before the flags existed have neither."""
+    return emotion_tag(record.get("emotion"), bool(record.get("emotion_uncertain")), bool(record.get("strong")))
+
+
 def to_srt(records: Iterable[dict[str, Any]]) -> str:
     """SubRip, each session's times counted from its own first caption; the emotion leads each caption."""
     blocks = []
@@ -139,7 +150,8 @@ def to_srt(records: Iterable[dict[str, Any]]) -> str:
         for r in session:
             start = (dt.datetime.fromisoformat(r["start"]) - origin).total_seconds()
             end = max(start + 0.5, (dt.datetime.fromisoformat(r["end"]) - origin).total_seconds())
-            label = f"[{r['emotion']}] " if r.get("emotion") else ""
+            tag = _tag(r)
+            label = f"[{tag}] " if tag else ""
             who = f"{r['speaker']}: " if r.get("speaker") else ""
             blocks.append(f"{len(blocks) + 1}\n{_srt_time(start)} --> {_srt_time(end)}\n{who}{label}{r['text']}\n")
     return "\n".join(blocks)
@@ -149,6 +161,7 @@ def to_txt(records: Iterable[dict[str, Any]]) -> str:
     lines = []
     for r in records:
         when = dt.datetime.fromisoformat(r["start"]).strftime("%Y-%m-%d %H:%M:%S")
-        label = f" ({r['emotion']})" if r.get("emotion") else ""
+        tag = _tag(r)
+        label = f" ({tag})" if tag else ""
         lines.append(f"[{when}]{label} {r['text']}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -5,6 +5,7 @@
     recent.add(caption)                  # a final caption, as it goes to the history
     version, entries = recent.snapshot() # oldest first; `version` changes with every add
     entry_line(entries[-1])              # "14:03:21  computer:  happy  the words"
+                                         # a guess: "angry?"; strongly expressed: "angry, strong"
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from subtone.service.events import Caption
+from subtone.service.events import Caption, emotion_tag
 
 MAX_AGE_S = 600.0
 """Captions older than this (wall time of their start) leave the window."""
@@ -31,6 +32,10 @@ class RecentEntry:
     speaker: str = ""
     """Who spoke ("you", "computer") when captions say it, else ""."""
     language: str = ""
+    emotion_uncertain: bool = False
+    """The emotion is the model's guess (below its confidence threshold): shown as "angry?"."""
+    strong: bool = False
+    """Strongly expressed: the overlay's bold, said in words here ("angry, strong")."""
 
 
 class RecentCaptions:
@@ -47,7 +52,7 @@ class RecentCaptions:
         if not caption.is_final or not caption.text.strip():
             return
         self.add_entry(RecentEntry(caption.t_start + self._wall_offset, caption.text.strip(), caption.emotion,
-                                   caption.speaker, caption.language))
+                                   caption.speaker, caption.language, caption.emotion_uncertain, caption.strong))
 
     def add_entry(self, entry: RecentEntry) -> None:
         with self._lock:
@@ -66,12 +71,14 @@ class RecentCaptions:
 
 
 def entry_line(entry: RecentEntry) -> str:
-    """One line of the window: local time, who spoke (when known), the emotion word, the text."""
+    """One line of the window: local time, who spoke (when known), the emotion word (a guess marked
+    "angry?", strong as "angry, strong"), the text."""
     when = dt.datetime.fromtimestamp(entry.wall).strftime("%H:%M:%S")
     parts = [when]
     if entry.speaker:
         parts.append(f"{entry.speaker}:")
-    if entry.emotion:
-        parts.append(entry.emotion)
+    tag = emotion_tag(entry.emotion, entry.emotion_uncertain, entry.strong)
+    if tag:
+        parts.append(tag)
     parts.append(entry.text)
     return "  ".join(parts)
