@@ -76,6 +76,7 @@ def test_holding_the_hotkey_while_speech_plays_gives_a_matching_caption(tmp_path
         # Releasing the key ended the utterance: it ends at the release (plus the post-roll).
         assert released - 0.2 <= caption["t_end"] <= released + 0.5, (released, caption)
         check_emotion(caption)
+        assert isinstance(caption["emotion_uncertain"], bool) and isinstance(caption["strong"], bool), caption
         assert "emotion emotion-whisper-base: shares the speech model's encoder" in daemon.log(), daemon.log()
         states = [s["state"] for s in daemon.events("state")]
         assert "hearing speech" in states and "recognising" in states, states
