@@ -48,12 +48,12 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from subtone.config.settings import project_models_dir
     from subtone.export.emotion.encoder_data import Corpus, corpus_rows, extract, select_blocks
-    from subtone.export.emotion.head_recipe import GAIN_RANGE_DB, encoder_path
+    from subtone.export.emotion.head_recipe import FEATURES, GAIN_RANGE_DB, encoder_path
     from subtone.export.emotion.head_train import HeadConfig
     from subtone.service.models.registry import sha256_file
 
     encoder = encoder_path(project_models_dir())
-    tag = sha256_file(encoder)[:12]
+    tag = f"{sha256_file(encoder)[:12]}-{FEATURES}"
     rows = corpus_rows(SHARED)
     feats = lambda gain, name, rs=rows: select_blocks(  # noqa: E731
         extract(encoder, rs, gain, args.cache / f"feats-{tag}{name}.npy", args.threads), args.layers)

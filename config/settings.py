@@ -57,6 +57,7 @@ class WhisperSettings:
     logprob_threshold: float = field(metadata=_range(-20.0, 0.0))
     trim_encoder: bool
     max_partial_tokens_per_s: float = field(metadata=_range(1.0, 50.0))
+    normalize_level: bool
 
 
 @dataclass(frozen=True)

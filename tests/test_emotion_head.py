@@ -134,6 +134,25 @@ def test_held_out_actors_are_mostly_right_and_strong_clips_score_stronger(base_a
     assert np.mean(strong_scores) > np.mean(normal_scores)
 
 
+def test_the_same_clip_louder_or_quieter_gets_the_same_emotion(base_and_head):
+    """Level invariance by design: the encoder hears every utterance at one loudness."""
+    _, _, _, alone = base_and_head
+    for name in (HELD_OUT["happy"][0], HELD_OUT["fear"][1], HELD_OUT["neutral"][2]):
+        audio = clip(name)
+        alone.reset_sessions()
+        at = {g: alone.classify((audio * 10 ** (g / 20)).astype(np.float32), final=False) for g in (-20, -10, 0, 10)}
+        assert len({r.label for r in at.values()}) == 1, {g: r.label for g, r in at.items()}
+        assert max(abs(at[g].scores[e] - at[0].scores[e]) for g in at for e in EMOTIONS) < 0.02
+
+
+def test_a_speech_model_hearing_raw_levels_does_not_share_its_states(default_models):
+    settings = load_settings(overrides={"models.dir": str(default_models), "runtime.providers": ["cpu"],
+                                        "asr.whisper.normalize_level": False})
+    recognizer = create_recognizer(load_model(default_models, "whisper-base-int8"), settings)
+    head = HeadEmotionRecognizer.from_entry(load_model(default_models, HEAD), settings, recognizer)
+    assert not head.shares_encoder and head.classify(clip(HELD_OUT["sad"][0])) is not None
+
+
 def test_adaptation_is_causal_and_per_source(base_and_head):
     _, _, _, alone = base_and_head
     alone.reset_sessions()

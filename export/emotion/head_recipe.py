@@ -44,6 +44,8 @@ ENCODER_MODEL = "whisper-base-int8"
 SHARES_WITH = ("whisper-base-int8", "whisper-base")
 NAME = "emotion-whisper-base"
 GAIN_RANGE_DB = (-25.0, 10.0)
+FEATURES = "level-normalised"
+"""Part of the feature caches' names: what the encoder heard (subtone.service.emotion.encoder_features)."""
 LICENSE = ("non-commercial, research only (trained on RAVDESS CC BY-NC-SA 4.0, TESS CC BY-NC-ND 4.0 and the "
            "Korean emotiontts corpus, research use only)")
 
@@ -59,7 +61,7 @@ def features(models_dir: Path, shared: Path, cache_dir: Path, gain_augment: bool
     from subtone.service.models.registry import sha256_file
 
     enc = encoder_path(models_dir)
-    tag = sha256_file(enc)[:12]
+    tag = f"{sha256_file(enc)[:12]}-{FEATURES}"
     rows = corpus_rows(shared)
     x = select_blocks(extract(enc, rows, 0.0, cache_dir / f"feats-{tag}+0.npy", threads), LAYERS)
     other = None
@@ -99,7 +101,7 @@ def score(head: HeadWeights, c: Corpus, prior: FeatureStats, rows: np.ndarray, t
     return out
 
 
-def run(models_dir: Path, shared: Path, run_dir: Path, cfg: HeadConfig, cache_dir: Path, gain_augment: bool = True) -> dict:
+def run(models_dir: Path, shared: Path, run_dir: Path, cfg: HeadConfig, cache_dir: Path, gain_augment: bool = False) -> dict:
     t0 = time.perf_counter()
     c, other = features(models_dir, shared, cache_dir, gain_augment)
     split = json.loads(SPLIT_FILE.read_text())
@@ -199,7 +201,7 @@ def export_run(run_dir: Path, models_dir: Path, name: str = NAME) -> dict:
 def train_cli(args: argparse.Namespace, models_dir: Path, shared: Path, runs: Path) -> int:
     cfg = HeadConfig(epochs=args.epochs, seeds=args.members)
     run_dir = args.out or runs / f"{NAME}-{time.strftime('%Y%m%d-%H%M%S')}"
-    m = run(models_dir, shared, run_dir, cfg, runs / "encoder-features", gain_augment=True)
+    m = run(models_dir, shared, run_dir, cfg, runs / "encoder-features")
     a, p = m["adapted"]["heldout"], m["plain"]["heldout"]
     print(f"held-out actors: {p['accuracy']:.1%} alone, {a['accuracy']:.1%} with session adaptation; "
           f"{a['accuracy_shown']:.1%} right where shown ({a['coverage']:.0%} shown); "

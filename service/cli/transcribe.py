@@ -6,14 +6,15 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.audio.file import load_audio
 from subtone.config import settings_from_args
-from subtone.service.emotion.recognizer import describe, load_emotion_recognizer
+from subtone.service.emotion.recognizer import EmotionResult, describe, load_emotion_recognizer
 from subtone.service.errors import SubtoneError
 from subtone.service.models.registry import load_model
-from subtone.service.asr.recognizer import create_recognizer
+from subtone.service.asr.recognizer import Transcript, create_recognizer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@dataclass(frozen=True)
+class FileResult:
+    path: str
+    audio_s: float
+    transcript: Transcript
+    feeling: EmotionResult | None
+    timings: dict[str, float]
+
+
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, **{"asr.model": args.model, "asr.language": args.language, "asr.task": args.task})
     entry = load_model(settings.models_dir(), settings.asr.model)
@@ -46,40 +56,52 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     for path in args.files:
         try:
-            t0 = time.perf_counter()
-            audio = load_audio(path)
-            t1 = time.perf_counter()
-            result = recognizer.transcribe(audio)
-            t2 = time.perf_counter()
             if emotion is not None and not args.session and hasattr(emotion, "reset_sessions"):
                 emotion.reset_sessions()  # independent files: no voice carried over
-            feeling = emotion.classify(audio, encoder_states=result.encoder_states) if emotion else None
-            t3 = time.perf_counter()
+            result = transcribe_file(path, recognizer, emotion)
         except SubtoneError as exc:
             print(f"subtone: {exc}", file=sys.stderr)
             failures += 1
             continue
         if args.json:
-            row = {
-                "file": str(path),
-                "text": result.text,
-                "language": result.language,
-                "language_prob": round(result.language_prob, 4),
-                "duration_s": round(audio.size / SAMPLE_RATE, 3),
-                "model": entry.name,
-                "provider": recognizer.session_info.provider,
-                "timings": {"load_s": round(t1 - t0, 4), "asr_s": round(t2 - t1, 4)},
-            }
-            if emotion:
-                row["emotion"] = feeling.label if feeling else None
-                row["emotion_scores"] = {k: round(v, 4) for k, v in feeling.scores.items()} if feeling else {}
-                row["emotion_uncertain"] = feeling.uncertain if feeling else None
-                if feeling and feeling.intensity is not None:
-                    row["emotion_intensity"] = round(feeling.intensity, 4)
-                row["timings"]["emotion_s"] = round(t3 - t2, 4)
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            print(json.dumps(json_row(result, entry.name, recognizer.session_info.provider, emotion is not None),
+                             ensure_ascii=False), flush=True)
         else:
             prefix = f"{path}: " if len(args.files) > 1 else ""
-            suffix = f"  [{describe(feeling)}]" if feeling else ""
-            print(f"{prefix}{result.text}{suffix}", flush=True)
+            suffix = f"  [{describe(result.feeling)}]" if result.feeling else ""
+            print(f"{prefix}{result.transcript.text}{suffix}", flush=True)
     return 1 if failures else 0
+
+
+def transcribe_file(path: str, recognizer, emotion) -> FileResult:
+    t0 = time.perf_counter()
+    audio = load_audio(path)
+    t1 = time.perf_counter()
+    transcript = recognizer.transcribe(audio)
+    t2 = time.perf_counter()
+    feeling = emotion.classify(audio, encoder_states=transcript.encoder_states) if emotion else None
+    timings = {"load_s": t1 - t0, "asr_s": t2 - t1}
+    if emotion:
+        timings["emotion_s"] = time.perf_counter() - t2
+    return FileResult(str(path), audio.size / SAMPLE_RATE, transcript, feeling, timings)
+
+
+def json_row(r: FileResult, model: str, provider: str, with_emotion: bool) -> dict:
+    row = {
+        "file": r.path,
+        "text": r.transcript.text,
+        "language": r.transcript.language,
+        "language_prob": round(r.transcript.language_prob, 4),
+        "duration_s": round(r.audio_s, 3),
+        "model": model,
+        "provider": provider,
+        "timings": {k: round(v, 4) for k, v in r.timings.items()},
+    }
+    if with_emotion:
+        f = r.feeling
+        row["emotion"] = f.label if f else None
+        row["emotion_scores"] = {k: round(v, 4) for k, v in f.scores.items()} if f else {}
+        row["emotion_uncertain"] = f.uncertain if f else None
+        if f and f.intensity is not None:
+            row["emotion_intensity"] = round(f.intensity, 4)
+    return row

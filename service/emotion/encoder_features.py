@@ -2,8 +2,10 @@
 
 Training (subtone.export.emotion.head_train) and the runtime call these same functions, so the
 head sees at run time exactly what it was trained on. The encoder window is the recognizer's
-own trimmed window (`trimmed_window_frames`), so states computed by the recognizer for its
-decode (shared path) and by the emotion model's own encoder session (standalone) are the same.
+own trimmed window (`trimmed_window_frames`) of the audio at one loudness
+(subtone.service.asr.whisper.level, as the recognizer with `normalize_level` hears it), so states
+computed by the recognizer for its decode (shared path) and by the emotion model's own encoder
+session (standalone) are the same, and the same at any volume.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
+from subtone.service.asr.whisper.level import normalised
 from subtone.service.asr.whisper.recognizer import trimmed_window_frames
 from subtone.service.emotion.pooling import frame_count, pool, voiced_weights
 
@@ -22,7 +25,7 @@ def encoder_window(audio: np.ndarray) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     content = min(audio.size // HOP_LENGTH, CHUNK_FRAMES)
     frames = trimmed_window_frames(content)
-    return np.ascontiguousarray(log_mel(audio)[None, :, :frames])
+    return np.ascontiguousarray(log_mel(normalised(audio))[None, :, :frames])
 
 
 def run_encoder(session, names: Sequence[str], audio: np.ndarray) -> dict[str, np.ndarray]:

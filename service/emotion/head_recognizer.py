@@ -86,6 +86,11 @@ class HeadEmotionRecognizer:
         keep = getattr(transcriber, "keep_encoder_states", None)
         if keep is None or getattr(transcriber, "name", None) not in partners:
             return False
+        if not getattr(getattr(transcriber, "options", None), "normalize_level", False):
+            # The head was trained on states of level-normalised audio.
+            log.info("%s: the speech model does not normalise the level ([asr.whisper] normalize_level); "
+                     "emotion runs its own encoder", self.name)
+            return False
         try:
             keep(self.state_names)
         except SubtoneError as exc:  # an export from before the states outputs: run our own encoder

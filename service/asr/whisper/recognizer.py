@@ -32,6 +32,7 @@ from subtone.service.asr.whisper.loop_guard import (
     strip_repeats,
 )
 from subtone.service.asr.whisper.frontend import CHUNK_FRAMES, HOP_LENGTH, log_mel
+from subtone.service.asr.whisper.level import normalised
 from subtone.service.asr.whisper.language import LanguageGuess, LanguageSmoother, LanguageTokens, language_tokens
 from subtone.service.asr.whisper.tokenizer import SpecialTokens, WhisperTokenizer
 
@@ -69,6 +70,8 @@ class WhisperOptions:
     """"auto" or a language code (multilingual models; an English-only model hears "en")."""
     task: str = "transcribe"
     """"transcribe" or "translate" (to English)."""
+    normalize_level: bool = False
+    """Scale each decode's audio to one loudness first (subtone.service.asr.whisper.level)."""
     stop_on_repeat: bool = True
     """End a window's decoding when the text repeats a phrase back to back, and drop the repeat
     (subtone.service.asr.whisper.loop_guard): tiny.en with a trimmed window loops on many clips otherwise."""
@@ -82,6 +85,7 @@ class WhisperOptions:
             logprob_threshold=whisper.logprob_threshold,
             trim_encoder=whisper.trim_encoder,
             max_partial_tokens_per_s=whisper.max_partial_tokens_per_s,
+            normalize_level=whisper.normalize_level,
             silence_gate_dbfs=settings.asr.silence_gate_dbfs,
             language=settings.asr.language,
             task=settings.asr.task,
@@ -262,35 +266,39 @@ class WhisperRecognizer:
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if rms_dbfs(audio) < self.options.silence_gate_dbfs:
             return Transcript(text="", tokens=(), avg_logprob=0.0, no_speech_prob=1.0)
-        mel = log_mel(audio)
+        mel = log_mel(normalised(audio) if self.options.normalize_level else audio)
         content = audio.size // HOP_LENGTH
-        tokens: list[int] = []
-        logprobs: list[float] = []
-        no_speech: list[float] = []
-        guess: LanguageGuess | None = None
-        states: dict[str, list[np.ndarray]] = {name: [] for name in self._steps.state_names}
-        for start in range(0, max(content, 1), CHUNK_FRAMES):
-            window = _even(self._window(mel, start, min(CHUNK_FRAMES, content - start)))
-            self._steps.encode(window, run_options)
-            for name, value in self._steps.states.items():  # the audio's frames, not the padding
-                states[name].append(value[0, : min(CHUNK_FRAMES, content - start) // 2])
-            guess = guess or self._language(run_options, commit)
-            result = self._greedy(self._prompt_for(guess), max_tokens, run_options)
-            no_speech.append(result.no_speech_prob)
-            if self._is_silence(result):
-                continue
-            tokens.extend(result.tokens)
-            logprobs.append(result.avg_logprob)
+        windows: list[_Window] = []
+        for start in range(0, max(content, 1), CHUNK_FRAMES):  # the language is chosen on the first window
+            guess = windows[0].guess if windows else None
+            windows.append(self._decode_window(mel, start, min(CHUNK_FRAMES, content - start), max_tokens,
+                                               run_options, guess, commit))
+        return self._transcript(windows)
+
+    def _transcript(self, windows: list["_Window"]) -> Transcript:
+        """The windows' text joined; silent windows (Whisper's no-speech rule) add no words."""
+        spoken = [w for w in windows if not self._is_silence(w.result)]
+        tokens = [t for w in spoken for t in w.result.tokens]
+        guess = windows[0].guess
         text = self.tokenizer.decode(tokens)
         return Transcript(
             text=text,
             tokens=tuple(tokens),
-            avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
-            no_speech_prob=float(min(no_speech)) if no_speech else 1.0,
-            language=guess.code if guess and text else "",
-            language_prob=guess.prob if guess and text else 0.0,
-            encoder_states={name: np.concatenate(parts) for name, parts in states.items() if parts},
+            avg_logprob=float(np.mean([w.result.avg_logprob for w in spoken])) if spoken else 0.0,
+            no_speech_prob=float(min(w.result.no_speech_prob for w in windows)),
+            language=guess.code if text else "",
+            language_prob=guess.prob if text else 0.0,
+            encoder_states={name: np.concatenate([w.states[name] for w in windows]) for name in self._steps.state_names},
         )
+
+    def _decode_window(self, mel: np.ndarray, start: int, content: int, max_tokens: int | None, run_options,
+                       guess: LanguageGuess | None, commit: bool) -> "_Window":
+        """Encode and greedily decode one ≤ 30 s window (in language `guess`, or the one detected
+        here); keeps the asked-for encoder states of its audio frames, not of the padding."""
+        self._steps.encode(_even(self._window(mel, start, content)), run_options)
+        states = {name: value[0, : content // 2] for name, value in self._steps.states.items()}
+        guess = guess or self._language(run_options, commit)
+        return _Window(self._greedy(self._prompt_for(guess), max_tokens, run_options), guess, states)
 
     def _language(self, run_options, commit: bool) -> LanguageGuess:
         """The language of the encoded window: fixed, the model's only one, or detected."""
@@ -352,6 +360,13 @@ class WhisperRecognizer:
             avg_logprob=sum_logprob / (len(tokens) + 1),
             no_speech_prob=no_speech_prob,
         )
+
+
+@dataclass(frozen=True)
+class _Window:
+    result: WindowResult
+    guess: LanguageGuess
+    states: dict[str, np.ndarray]
 
 
 def _even(mel: np.ndarray) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""Emotion on partial captions: how often the shown color changes within one utterance.
+
+Each clip is played into the real RecognizerWorker as push-to-talk does (30 ms blocks, real pace,
+partials every 0.5 s), with whisper-base-int8 and each emotion model in turn; a "change" is the
+shown color (None while unsure or not yet judged) moving from one label to another, partials and
+the final together. Reported per model: utterances with any change, changes per utterance, and
+how many finals showed a color.
+
+    python bench/emotion_flicker.py            # 12 clips, ≈ 2 × 1.5 min
+    python bench/emotion_flicker.py --clips 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+MODELS = ("emotion-cnn", "emotion-whisper-base")
+
+
+def clips(n: int) -> list[Path]:
+    """Held-out RAVDESS actors (never trained on) across emotions, a few LJSpeech narration clips."""
+    split = json.loads((ROOT / "export" / "emotion" / "speaker_split.json").read_text())
+    test = set(split["test"])
+    rows = [r for r in csv.DictReader((SHARED / "emotion" / "manifest.csv").open()) if r["speaker"] in test]
+    picked = [SHARED / "emotion" / r["path"] for r in rows[:: max(1, len(rows) // (n - n // 4))]][: n - n // 4]
+    lj = [SHARED / "asr-dev" / json.loads(line)["audio"] for line in (SHARED / "asr-dev" / "manifest.jsonl").open()
+          if json.loads(line)["speaker"] == "LJ"]
+    return picked + lj[: n // 4]
+
+
+def shown_sequence(records, utterance_id: int) -> list[str | None]:
+    out = []
+    for r in records:
+        c = r.caption
+        if c.utterance_id == utterance_id:
+            out.append(None if c.emotion is None or c.emotion_uncertain else c.emotion)
+    return out
+
+
+def changes(sequence: list[str | None]) -> int:
+    shown = [s for s in sequence if s is not None]
+    return sum(a != b for a, b in zip(shown, shown[1:]))
+
+
+def run(model: str, paths: list[Path]) -> dict:
+    from subtone.config import load_settings
+    from subtone.export.evaluation.pipeline_replay import CaptionLog, feed_utterance
+    from subtone.service.app.controller import load_models
+    from subtone.service.audio.file import load_audio
+    from subtone.service.captioning.partials import PartialPolicy
+    from subtone.service.captioning.worker import RecognizerWorker
+
+    settings = load_settings(overrides={"asr.model": "whisper-base-int8", "emotion.model": model,
+                                        "runtime.providers": ["cpu"]})
+    models = load_models(settings)
+    log = CaptionLog()
+    worker = RecognizerWorker(lambda: (models.transcriber, models.emotion), log,
+                              partial_policy=PartialPolicy.from_settings(settings.streaming))
+    worker.start()
+    assert worker.models_ready.wait(120) and worker.model_error is None
+    per = []
+    try:
+        for i, path in enumerate(paths, start=1):
+            feed_utterance(worker.submit, i, load_audio(path), pace=1.0)
+            log.wait_final(i, 60)
+            seq = shown_sequence(log.records, i)
+            per.append({"clip": path.name, "shown": seq, "changes": changes(seq)})
+    finally:
+        worker.stop()
+    n = len(per)
+    return {"model": model, "utterances": n,
+            "with_a_change": sum(p["changes"] > 0 for p in per),
+            "changes_per_utterance": sum(p["changes"] for p in per) / n,
+            "finals_with_a_color": sum(p["shown"][-1] is not None for p in per if p["shown"]),
+            "per_clip": per}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=12)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    paths = clips(args.clips)
+    results = [run(m, paths) for m in MODELS]
+    for r in results:
+        print(f"{r['model']:22s} utterances with a color change {r['with_a_change']}/{r['utterances']}, "
+              f"changes per utterance {r['changes_per_utterance']:.2f}, finals with a color "
+              f"{r['finals_with_a_color']}/{r['utterances']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
