@@ -42,7 +42,10 @@ def write_head_card(path, name: str, metrics: dict) -> None:
         f"Trained on {metrics['train_clips']} clips: " + ", ".join(metrics["train_corpora"])
         + " (RAVDESS train actors of export/emotion/speaker_split.json, all of TESS, the 7 Korean",
         "speakers). Each corpus weighs the same; every clip is held to all six classes (Korean has no",
-        "fear or disgust). Half the clips of each epoch are heard at a random level (−25 to +10 dB).",
+        "fear or disgust). The encoder hears every utterance at one loudness (its loud frames scaled",
+        "to −15 dBFS, as the recognizer does with `[asr.whisper] normalize_level`), so the volume is",
+        "not a cue" + (", and half the clips of each epoch were heard at a random level (−25 to +10 dB)."
+                       if metrics.get("gain_augment") else "."),
         "RAVDESS 'calm' is 'neutral'; 'surprise' is left out (no caption color for it).",
         "",
         "## Measured (held-out RAVDESS actors, never trained on; `subtone train emotion --encoder whisper-base`)",
@@ -67,7 +70,7 @@ def write_head_card(path, name: str, metrics: dict) -> None:
         "- Acted emotion (actors reading fixed sentences) is not everyday speech: expect lower accuracy",
         "  on conversation, which is why the caption says 'uncertain' rather than guess.",
         "- Korean is covered by 7 speakers and four classes only; other languages by none.",
-        "- Level invariance is learnt (gain augmentation), not built in: very quiet speech can shift it.",
+        "- Speech quieter than about −60 dBFS is boosted at most 45 dB, so it is judged quieter than it is.",
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
