@@ -125,7 +125,7 @@ def plot_coverage(result: dict, title: str, path: Path) -> None:
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"{title}: accuracy-coverage", fontsize=9)
+    ax.set_title(f"{title}\naccuracy-coverage (star: what min_confidence shows)", fontsize=8, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
