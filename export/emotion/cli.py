@@ -15,6 +15,7 @@ from subtone.config.settings import project_models_dir
 REPO = project_models_dir().parent
 DEFAULT_MANIFEST = REPO.parent / "shared" / "data" / "emotion" / "manifest.csv"
 RUNS = REPO / "runs"
+DEFAULT_NARRATION = REPO.parent / "shared" / "data" / "asr-dev" / "manifest.jsonl"
 
 # The recipe's defaults, as in train.TrainConfig (which needs torch to import);
 # tests/test_cli_tree.py checks that the two agree.
@@ -77,13 +78,34 @@ def register_train(targets: argparse._SubParsersAction) -> None:
 
 
 def register_eval(targets: argparse._SubParsersAction) -> None:
-    p = targets.add_parser("emotion", help="score an emotion model on a manifest (accuracy, F1, gain sweep)",
-                           description="Accuracy, macro-F1, per-class F1, confusion matrix and gain sweep, written to a report folder.",
-                           epilog="example: subtone eval emotion ../shared/data/emotion/manifest.csv")
-    p.add_argument("manifest", type=Path, metavar="MANIFEST", help="manifest.csv (columns path, dataset, speaker, sex, emotion)")
+    p = targets.add_parser("emotion", help="score an emotion model on a manifest (accuracy, F1, coverage, gain sweep)",
+                           description="Score an emotion model as the runtime runs it: the head (emotion-whisper-base)\n"
+                                       "through its recognizer with its own Whisper encoder, the CNN through its ONNX graph.\n"
+                                       "Writes metrics.json (accuracy, macro-F1, per-class F1 and confusion overall and per\n"
+                                       "corpus; accuracy-coverage and what is shown at [emotion] min_confidence; gain sweep\n"
+                                       "at -20/-10/0/+10 dB; for manifests with fewer than 6 classes, accuracy with argmax over\n"
+                                       "the classes present too), predictions.csv and plots to a report folder.\n\n"
+                                       "A head is scored in two modes from one encoder pass: clip alone (adaptation reset\n"
+                                       "before each clip) and session (each speaker one conversation, clips in a shuffled\n"
+                                       "order fixed by --seed, judged with that speaker's earlier clips only). --session makes\n"
+                                       "the session numbers the headline; both are in metrics.json under \"modes\".\n\n"
+                                       "Unlabelled clips (a manifest row with an empty emotion, kept whatever --speakers says, or\n"
+                                       "--narration) are scored as 'should read as neutral or uncertain': the report gives the\n"
+                                       "share that did.",
+                           epilog="examples:\n  subtone eval emotion ../shared/data/emotion/manifest.csv --model emotion-whisper-base --session\n"
+                                  "  subtone eval emotion ../shared/data/emotion/manifest-ko.csv --speakers all --session\n"
+                                  "  subtone eval emotion --narration --session   # LJSpeech narration of asr-dev only",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("manifest", type=Path, nargs="?", metavar="MANIFEST",
+                   help="manifest.csv (columns path, dataset, speaker, emotion; an empty emotion = unlabelled)")
     p.add_argument("--model", help="manifest model name in models.dir, .onnx file or run model.pt (default: emotion.model)")
     p.add_argument("--speakers", choices=("auto", "test", "all"), default="auto",
                    help="which clips: held-out test speakers, all, or auto (test if the manifest shares speakers with the split)")
+    p.add_argument("--session", action="store_true",
+                   help="headline numbers from session mode (each speaker's clips one conversation; models that adapt)")
+    p.add_argument("--seed", type=int, default=0, help="order of each speaker's clips in session mode (default: %(default)s)")
+    p.add_argument("--narration", action="store_const", const=DEFAULT_NARRATION,
+                   help=f"also score the unlabelled LJ (LJSpeech) narration clips of {DEFAULT_NARRATION}")
     p.add_argument("--out", type=Path, help="report folder (default: runs/eval-emotion-<time>)")
     p.set_defaults(func=_eval)
 

@@ -110,13 +110,17 @@ class HeadEmotionRecognizer:
         with self._lock:
             self._sessions.clear()
 
+    def encoder_states(self, audio: np.ndarray) -> dict[str, np.ndarray]:
+        """Our own encoder's states for `audio` (what `features` computes when none are given)."""
+        if self._encoder is None:
+            raise SubtoneError(f"{self.name}: no encoder states came with the transcript and no encoder is loaded")
+        return run_encoder(self._encoder, self.state_names, np.asarray(audio, dtype=np.float32).reshape(-1))
+
     def features(self, audio: np.ndarray, encoder_states: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """The pooled feature vector of one utterance, from the given states or our own encoder."""
         states = encoder_states if encoder_states and all(n in encoder_states for n in self.state_names) else None
         if states is None:
-            if self._encoder is None:
-                raise SubtoneError(f"{self.name}: no encoder states came with the transcript and no encoder is loaded")
-            states = run_encoder(self._encoder, self.state_names, audio)
+            states = self.encoder_states(audio)
         return pooled_features(states, self.state_names, audio)
 
     def classify(self, audio16k: np.ndarray, *, encoder_states: Mapping[str, np.ndarray] | None = None,
