@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ASR_DEV, EMOTION_DATA
+from subtone.config import load_settings
 from subtone.export.emotion import eval_metrics as em
 from subtone.export.emotion.eval_report import PREDICTION_COLUMNS
 from subtone.export.emotion.eval_scoring import judge, load_eval_manifest
@@ -193,7 +194,7 @@ def test_eval_cli_scores_the_head_in_session_and_alone(head_models, shared_data,
                 "narration", "gain_sweep"):
         assert key in report, key
     assert report["n"] == 12 and set(report["by_dataset"]) == {"ravdess"} and len(report["coverage_curve"]) == 10
-    assert report["narration"]["n"] == 2 and report["at_threshold"]["threshold"] == 0.85
+    assert report["narration"]["n"] == 2 and report["at_threshold"]["threshold"] == load_settings().emotion.min_confidence
     assert report["intensity"]["n"] == 12  # RAVDESS says normal or strong for every labelled clip here
     assert set(report["gain_sweep"]["histogram"]) == {"-20", "-10", "+0", "+10"}
     assert all(sum(h) == 14 for h in report["gain_sweep"]["histogram"].values())
@@ -209,7 +210,6 @@ def test_eval_cli_scores_the_head_in_session_and_alone(head_models, shared_data,
     assert alone["modes"] == report["modes"]  # the same two runs, the other headline
 
     # "Alone" is the runtime's classify on a fresh recognizer, its own encoder included.
-    from subtone.config import load_settings
     from subtone.service.audio.file import load_audio
     from subtone.service.emotion.recognizer import emotion_model
     from subtone.service.models.registry import load_model
