@@ -12,7 +12,7 @@ import numpy as np
 from subtone.service.asr.recognizer import CancelToken, SpeechRecognizer, Transcript
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.captioning.stream import UtteranceStream
-from subtone.service.events import MICROPHONE, Caption
+from subtone.service.events import MICROPHONE, Caption, emotion_word
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def final_caption(
         audio.size / SAMPLE_RATE,
         t1 - t0,
         time.perf_counter() - t1,
-        f"{mood.label}{'?' if mood.uncertain else ''}" if mood.label else "none",
+        emotion_word(mood.label, mood.uncertain) or "none",
         changes,
     )
     return Caption(

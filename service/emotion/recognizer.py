@@ -14,7 +14,7 @@ import numpy as np
 
 from subtone.config import Settings
 from subtone.service.errors import SubtoneError
-from subtone.service.events import EMOTIONS
+from subtone.service.events import EMOTIONS, emotion_word
 from subtone.service.models.registry import ModelEntry
 from subtone.service.models.onnx_session import SessionInfo, create_session
 
@@ -130,4 +130,4 @@ def describe(result: EmotionResult | None) -> str:
     """'angry 83%' for a caption line ('angry? 41%' when unsure); '' when there is no emotion."""
     if not result:
         return ""
-    return f"{result.label}{'?' if result.uncertain else ''} {result.probability:.0%}"
+    return f"{emotion_word(result.label, result.uncertain)} {result.probability:.0%}"
