@@ -98,3 +98,9 @@ def test_file_watch_sees_a_save_a_new_file_and_a_removed_one(tmp_path):
     assert watch.changed()
     path.unlink()
     assert watch.changed() and not watch.changed()
+
+
+def test_the_emotion_threshold_applies_live():
+    old = load_settings()
+    unsure = load_settings(overrides={"emotion.min_confidence": 0.5})
+    assert plan_reload(old, unsure, emotion_loaded=True).live == ("emotion.min_confidence",)

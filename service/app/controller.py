@@ -186,6 +186,7 @@ class Controller:
         self._models_note = ""
         self.emotion_loaded = False
         """Whether an emotion model runs (known once the models are loaded)."""
+        self._emotion_model = None
         self.lost_seconds = 0.0
         """Audio thrown away by sources already switched off (the running ones count their own)."""
 
@@ -303,6 +304,11 @@ class Controller:
         self._emotion_shown = on
         self._post_note()
 
+    def set_min_confidence(self, value: float) -> None:
+        """[emotion] min_confidence for the captions from now on (the model keeps running)."""
+        if self._emotion_model is not None and hasattr(self._emotion_model, "min_confidence"):
+            self._emotion_model.min_confidence = value
+
     # -- commands from the tray / hotkey (any thread) -----------------------------------
     @property
     def mode(self) -> str:
@@ -395,6 +401,7 @@ class Controller:
             raise
         self._models_note = models.note
         self.emotion_loaded = models.emotion is not None
+        self._emotion_model = models.emotion
         self._post_note()
         return models.transcriber, models.emotion
 

@@ -513,6 +513,8 @@ class Daemon:
         s = self.settings
         if "emotion.enabled" in live:
             self.controller.set_emotion_shown(s.emotion.enabled)
+        if "emotion.min_confidence" in live:
+            self.controller.set_min_confidence(s.emotion.min_confidence)
         if any(key.startswith("overlay.") for key in live) and self.overlay is not None:
             overlay_settings = s.overlay
             self._on_main(lambda: self.overlay.apply_settings(overlay_settings))

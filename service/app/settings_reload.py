@@ -31,6 +31,7 @@ LIVE_KEYS = frozenset({
     "audio.system_name",
     "hotkey.combo",
     "hotkey.recent_combo",
+    "emotion.min_confidence",
 })
 """Dotted keys the running daemon can change without a restart (besides LIVE_TABLES)."""
 LIVE_TABLES = ("overlay.",)
