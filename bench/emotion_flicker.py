@@ -6,7 +6,7 @@ shown color (None while unsure or not yet judged) moving from one label to anoth
 the final together. Reported per model: utterances with any change, changes per utterance, and
 how many finals showed a color.
 
-    python bench/emotion_flicker.py            # 12 clips, ≈ 2 × 1.5 min
+    python bench/emotion_flicker.py            # 12 clips, ≈ 3 × 1.5 min
     python bench/emotion_flicker.py --clips 24
 """
 
@@ -20,15 +20,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-MODELS = ("emotion-cnn", "emotion-whisper-base")
+RUNS = (("emotion-cnn", 0.0), ("emotion-cnn", None), ("emotion-whisper-base", None))
+"""(model, [emotion] min_confidence): the CNN as it shipped before issue 12 (every guess colored),
+then both models with the default threshold."""
 
 
 def clips(n: int) -> list[Path]:
-    """Held-out RAVDESS actors (never trained on) across emotions, a few LJSpeech narration clips."""
+    """Held-out RAVDESS actors (never trained on), the six emotions in turn across the actors, and
+    a quarter as many LJSpeech narration clips."""
     split = json.loads((ROOT / "export" / "emotion" / "speaker_split.json").read_text())
-    test = set(split["test"])
-    rows = [r for r in csv.DictReader((SHARED / "emotion" / "manifest.csv").open()) if r["speaker"] in test]
-    picked = [SHARED / "emotion" / r["path"] for r in rows[:: max(1, len(rows) // (n - n // 4))]][: n - n // 4]
+    rows = [r for r in csv.DictReader((SHARED / "emotion" / "manifest.csv").open()) if r["speaker"] in split["test"]]
+    emotions = ("neutral", "happy", "sad", "angry", "fear", "disgust")
+    picked: list[Path] = []
+    for i in range(n - n // 4):
+        speaker, emotion = split["test"][i % len(split["test"])], emotions[i % len(emotions)]
+        match = [r for r in rows if r["speaker"] == speaker and r["emotion"] == emotion]
+        picked.append(SHARED / "emotion" / match[(i // len(emotions)) % len(match)]["path"])
     lj = [SHARED / "asr-dev" / json.loads(line)["audio"] for line in (SHARED / "asr-dev" / "manifest.jsonl").open()
           if json.loads(line)["speaker"] == "LJ"]
     return picked + lj[: n // 4]
@@ -44,11 +51,17 @@ def shown_sequence(records, utterance_id: int) -> list[str | None]:
 
 
 def changes(sequence: list[str | None]) -> int:
+    """Color-to-another-color changes (a color appearing or going grey is counted apart)."""
     shown = [s for s in sequence if s is not None]
     return sum(a != b for a, b in zip(shown, shown[1:]))
 
 
-def run(model: str, paths: list[Path]) -> dict:
+def dropped_at_final(sequence: list[str | None]) -> bool:
+    """A partial showed a color and the final shows none (the final was unsure)."""
+    return len(sequence) > 1 and sequence[-1] is None and any(s is not None for s in sequence[:-1])
+
+
+def run(model: str, min_confidence: float | None, paths: list[Path]) -> dict:
     from subtone.config import load_settings
     from subtone.export.evaluation.pipeline_replay import CaptionLog, feed_utterance
     from subtone.service.app.controller import load_models
@@ -56,8 +69,10 @@ def run(model: str, paths: list[Path]) -> dict:
     from subtone.service.captioning.partials import PartialPolicy
     from subtone.service.captioning.worker import RecognizerWorker
 
-    settings = load_settings(overrides={"asr.model": "whisper-base-int8", "emotion.model": model,
-                                        "runtime.providers": ["cpu"]})
+    overrides = {"asr.model": "whisper-base-int8", "emotion.model": model, "runtime.providers": ["cpu"]}
+    if min_confidence is not None:
+        overrides["emotion.min_confidence"] = min_confidence
+    settings = load_settings(overrides=overrides)
     models = load_models(settings)
     log = CaptionLog()
     worker = RecognizerWorker(lambda: (models.transcriber, models.emotion), log,
@@ -74,10 +89,13 @@ def run(model: str, paths: list[Path]) -> dict:
     finally:
         worker.stop()
     n = len(per)
-    return {"model": model, "utterances": n,
+    return {"model": model, "min_confidence": settings.emotion.min_confidence, "utterances": n,
+            "partials_with_a_color": sum(s is not None for p in per for s in p["shown"][:-1]),
+            "partials": sum(len(p["shown"]) - 1 for p in per),
             "with_a_change": sum(p["changes"] > 0 for p in per),
             "changes_per_utterance": sum(p["changes"] for p in per) / n,
             "finals_with_a_color": sum(p["shown"][-1] is not None for p in per if p["shown"]),
+            "color_dropped_at_final": sum(dropped_at_final(p["shown"]) for p in per),
             "per_clip": per}
 
 
@@ -88,11 +106,13 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     paths = clips(args.clips)
-    results = [run(m, paths) for m in MODELS]
+    results = [run(m, c, paths) for m, c in RUNS]
     for r in results:
-        print(f"{r['model']:22s} utterances with a color change {r['with_a_change']}/{r['utterances']}, "
-              f"changes per utterance {r['changes_per_utterance']:.2f}, finals with a color "
-              f"{r['finals_with_a_color']}/{r['utterances']}")
+        print(f"{r['model']:22s} min_confidence {r['min_confidence']:.2f}: utterances with a color change "
+              f"{r['with_a_change']}/{r['utterances']}, changes per utterance {r['changes_per_utterance']:.2f}, "
+              f"partials with a color {r['partials_with_a_color']}/{r['partials']}, finals with a color "
+              f"{r['finals_with_a_color']}/{r['utterances']}, a partial's color gone at the final "
+              f"{r['color_dropped_at_final']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
