@@ -8,7 +8,6 @@ Runs the committed models_onnx/emotion-whisper-base on whisper-base-int8 exporte
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

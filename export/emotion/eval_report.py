@@ -14,7 +14,7 @@ from subtone.export.emotion import eval_metrics as em
 from subtone.export.emotion.data import LABELS
 from subtone.export.emotion.eval_scoring import EvalClip, Scores
 from subtone.export.emotion.report import _plot_confusion, _plot_gain_sweep
-from subtone.service.emotion.head_recognizer import STRONG_AT
+from subtone.service.emotion.recognizer import STRONG_AT
 
 MODE_TEXT = {
     "session": "session: each speaker's clips are one conversation (source = speaker, seeded shuffled order); "

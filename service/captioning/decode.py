@@ -12,6 +12,7 @@ import numpy as np
 from subtone.service.asr.recognizer import CancelToken, SpeechRecognizer, Transcript
 from subtone.service.audio import SAMPLE_RATE
 from subtone.service.captioning.stream import UtteranceStream
+from subtone.service.emotion.recognizer import STRONG_AT
 from subtone.service.events import MICROPHONE, Caption, emotion_word
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,6 @@ class Emotion:
     scores: Mapping[str, float] = field(default_factory=dict)
     uncertain: bool = False
     strong: bool = False
-
-
-STRONG_AT = 0.5
-"""P(strongly expressed) from which a confident, non-neutral emotion is drawn heavier."""
 
 
 def classify_emotion(emotion: EmotionClassifier | None, audio: np.ndarray, utterance_id: int,

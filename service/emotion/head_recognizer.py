@@ -30,10 +30,6 @@ from subtone.service.models.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
-STRONG_AT = 0.5
-"""P(strongly expressed) from which a caption is drawn heavier."""
-
-
 def read_prior(path: Path) -> FeatureStats:
     try:
         with np.load(path) as z:

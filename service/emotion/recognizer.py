@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 MIN_SECONDS = 0.3
 """Shorter utterances carry too little prosody to judge."""
+STRONG_AT = 0.5
+"""EmotionResult.intensity from which an emotion counts as strongly expressed (drawn heavier)."""
 SILENCE_DBFS = -80.0
 """If the loudest 25 ms frame is below this, there is no voice to judge."""
 
