@@ -84,7 +84,10 @@ def test_transcribe_shows_emotion_beside_the_text(whisper_model_dir, shipped_emo
     assert sum(row["emotion_scores"].values()) == pytest.approx(1.0, abs=1e-3)
     text = _transcribe(str(JFK))
     assert text.returncode == 0
-    assert text.stdout.strip().endswith(f"[{row['emotion']} {row['emotion_scores'][row['emotion']]:.0%}]")
+    assert isinstance(row["emotion_uncertain"], bool)
+    # An unsure label keeps its word but says so ("happy?"), the same as the overlay.
+    word = row["emotion"] + ("?" if row["emotion_uncertain"] else "")
+    assert text.stdout.strip().endswith(f"[{word} {row['emotion_scores'][row['emotion']]:.0%}]")
 
 
 @pytest.mark.slow
