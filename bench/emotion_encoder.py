@@ -6,7 +6,7 @@ product's recipe (subtone.export.emotion.head_train, torch: the `train` extra) a
 ways issue 12 asks, side by side with and without session adaptation, applied causally: each
 clip is judged with the statistics of its speaker's earlier clips only, in a shuffled order.
 
-    python bench/emotion_encoder.py --layers 4 6 --gain-augment --out runs/bench-emotion-encoder/l46-aug
+    python bench/emotion_encoder.py --out runs/bench-emotion-encoder/product
     # ≈ 5 min of features per level (cached in runs/encoder-features), then ≈ 10 min of heads
 
 Evaluations: held-out RAVDESS test actors (export/emotion/speaker_split.json), leave-one-corpus-out
@@ -36,7 +36,8 @@ GAINS_DB = (-20.0, -10.0, 10.0)
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--layers", type=int, nargs="+", default=[4, 6], help="encoder blocks pooled (1-6), concatenated")
+    ap.add_argument("--layers", type=int, nargs="+", help="encoder blocks pooled (1-6), concatenated; "
+                    "default: the product's (subtone.export.emotion.head_recipe.LAYERS)")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -48,10 +49,11 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from subtone.config.settings import project_models_dir
     from subtone.export.emotion.encoder_data import Corpus, corpus_rows, extract, select_blocks
-    from subtone.export.emotion.head_recipe import FEATURES, GAIN_RANGE_DB, encoder_path
+    from subtone.export.emotion.head_recipe import FEATURES, GAIN_RANGE_DB, LAYERS, encoder_path
     from subtone.export.emotion.head_train import HeadConfig
     from subtone.service.models.registry import sha256_file
 
+    args.layers = args.layers or list(LAYERS)
     encoder = encoder_path(project_models_dir())
     tag = f"{sha256_file(encoder)[:12]}-{FEATURES}"
     rows = corpus_rows(SHARED)

@@ -65,6 +65,19 @@ def test_head_graph_matches_the_numpy_forward_pass_with_the_temperature_folded_i
     assert np.abs(probs - sharper).max() > 0.05  # the temperature really is in the graph
 
 
+def test_a_float16_first_layer_is_stored_half_size_and_the_graph_still_matches_numpy(tmp_path):
+    import onnxruntime as ort
+
+    head = _random_head(width=512)
+    half = HeadWeights(head.w1.astype(np.float16), head.b1, head.w2, head.b2, head.w3, head.b3)
+    paths = save_head(head, 1.3, tmp_path / "full.onnx"), save_head(half, 1.3, tmp_path / "half.onnx")
+    assert paths[1].stat().st_size < 0.6 * paths[0].stat().st_size
+    x = np.random.default_rng(2).standard_normal((9, 512)).astype(np.float32)
+    probs, strong = ort.InferenceSession(str(paths[1]), providers=["CPUExecutionProvider"]).run(None, {"features": x})
+    want_p, want_s = half.forward(x, 1.3)
+    assert np.abs(probs - want_p).max() < 1e-5 and np.abs(strong - want_s).max() < 1e-5
+
+
 def test_stacked_members_average_their_logits():
     a, b = _random_head(members=1, seed=1), _random_head(members=1, seed=2)
     both = stack_members([{k: getattr(m, k) for k in ("w1", "b1", "w2", "b2", "w3", "b3")} for m in (a, b)])

@@ -16,8 +16,8 @@ def write_head_card(path, name: str, metrics: dict) -> None:
         "",
         "Six classes, in this output order: " + ", ".join(f"`{e}`" for e in EMOTIONS) + ".",
         "",
-        "A small head (Linear → GELU → Linear, two ensemble members) on the hidden states of blocks "
-        + " and ".join(str(k) for k in metrics["layers"]) + " of Whisper base's encoder (int8, frozen), pooled",
+        "A small head (Linear → GELU → Linear, two ensemble members) on the hidden states of "
+        + _blocks(metrics["layers"]) + " of Whisper base's encoder (int8, frozen), pooled",
         "over the utterance's voiced frames (mean and spread; a frame is voiced within 35 dB of the",
         "utterance's loudest, so the same frames are chosen at any volume). When the speech model is",
         "Whisper base the head reads the states the recognizer computed anyway (one encoder pass per",
@@ -74,3 +74,11 @@ def write_head_card(path, name: str, metrics: dict) -> None:
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _blocks(layers: list[int]) -> str:
+    """[4, 6] → 'blocks 4 and 6'; [1, …, 6] → 'blocks 1 to 6' (all of them)."""
+    if len(layers) > 2 and list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"blocks {layers[0]} to {layers[-1]}"
+    return "blocks " + " and ".join(str(k) for k in layers)
+

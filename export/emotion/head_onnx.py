@@ -23,12 +23,16 @@ def head_graph(w: HeadWeights, temperature: float):
     def init(name: str, value: np.ndarray):
         return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
 
+    # A float16 first layer (most of the weights) is stored as float16 and widened in the graph:
+    # half the file, and the same numbers as the numpy forward pass, which widens it too.
+    half_w1 = w.w1.dtype == np.float16
     inits = [
-        init("w1", w.w1), init("b1", w.b1), init("w2", w.w2 / temperature), init("b2", w.b2 / temperature),
+        numpy_helper.from_array(w.w1, "w1_half") if half_w1 else init("w1", w.w1), init("b1", w.b1), init("w2", w.w2 / temperature), init("b2", w.b2 / temperature),
         init("w3", w.w3), init("b3", w.b3), init("sqrt_half", np.float32(np.sqrt(0.5))),
         init("one", np.float32(1.0)), init("half", np.float32(0.5)),
     ]
-    nodes = [
+    nodes = [helper.make_node("Cast", ["w1_half"], ["w1"], to=TensorProto.FLOAT)] if half_w1 else []
+    nodes += [
         helper.make_node("MatMul", ["features", "w1"], ["h0"]),
         helper.make_node("Add", ["h0", "b1"], ["h"]),
         # GELU, exact (erf) form, as torch's nn.GELU trains it; opset 17 has no Gelu op.

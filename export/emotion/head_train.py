@@ -27,7 +27,7 @@ class HeadConfig:
     epochs: int = 40
     seeds: int = 2
     """Ensemble members; their logits are averaged (one wider layer in the exported graph)."""
-    hidden: int = 256
+    hidden: int = 128
     batch: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-3

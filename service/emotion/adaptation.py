@@ -17,8 +17,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class AdaptationParams:
-    prior_weight: float = 8.0
-    """Pseudo-utterances of the training statistics: the warm-up."""
+    prior_weight: float = 2.0
+    """Pseudo-utterances of the training statistics: the warm-up. Small: on the validation actors
+    a voice's own statistics helped from its second utterance on (docs/benchmarks.md)."""
     memory: float = 64.0
     """Effective number of recent utterances the session statistics remember (exponential decay)."""
 
