@@ -107,6 +107,7 @@ class Bench:
         return np.log(probs + 1e-12), strong
 
     def heldout(self, gain_features) -> dict:
+        from subtone.export.emotion.encoder_data import NARRATION
         from subtone.export.emotion.head_train import fit_temperature, softmax
 
         c, test, val, results = self.c, self.test, self.val, {}
@@ -136,7 +137,7 @@ class Bench:
                     gx[test] = gain_features(g)
                     same &= self.logits(model, gx, test, False)[0].argmax(1) == lg.argmax(1)
                 results["gain_sweep_same_class"] = float(same.mean())
-            lj = np.flatnonzero(c.dataset == "ljspeech")
+            lj = np.flatnonzero(c.dataset == NARRATION)
             lp = softmax(self.logits(model, c.x, lj, adapt)[0], temp)
             results[f"ljspeech_{key}"] = dict(neutral=float((lp.argmax(1) == 0).mean()),
                                               neutral_or_abstained=float(((lp.argmax(1) == 0) | (lp.max(1) < threshold)).mean()))

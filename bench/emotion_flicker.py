@@ -25,20 +25,20 @@ RUNS = (("emotion-cnn", 0.0), ("emotion-cnn", None), ("emotion-whisper-base", No
 then both models with the default threshold."""
 
 
-def clips(n: int) -> list[Path]:
+def clips(n: int) -> list[tuple[Path, str]]:
     """Held-out RAVDESS actors (never trained on), the six emotions in turn across the actors, and
-    a quarter as many LJSpeech narration clips."""
+    a quarter as many LJSpeech narration clips (truth "neutral"); (path, true emotion)."""
     split = json.loads((ROOT / "export" / "emotion" / "speaker_split.json").read_text())
     rows = [r for r in csv.DictReader((SHARED / "emotion" / "manifest.csv").open()) if r["speaker"] in split["test"]]
     emotions = ("neutral", "happy", "sad", "angry", "fear", "disgust")
-    picked: list[Path] = []
+    picked: list[tuple[Path, str]] = []
     for i in range(n - n // 4):
         speaker, emotion = split["test"][i % len(split["test"])], emotions[i % len(emotions)]
         match = [r for r in rows if r["speaker"] == speaker and r["emotion"] == emotion]
-        picked.append(SHARED / "emotion" / match[(i // len(emotions)) % len(match)]["path"])
+        picked.append((SHARED / "emotion" / match[(i // len(emotions)) % len(match)]["path"], emotion))
     lj = [SHARED / "asr-dev" / json.loads(line)["audio"] for line in (SHARED / "asr-dev" / "manifest.jsonl").open()
           if json.loads(line)["speaker"] == "LJ"]
-    return picked + lj[: n // 4]
+    return picked + [(p, "neutral") for p in lj[: n // 4]]
 
 
 def shown_sequence(records, utterance_id: int) -> list[str | None]:
@@ -61,7 +61,7 @@ def dropped_at_final(sequence: list[str | None]) -> bool:
     return len(sequence) > 1 and sequence[-1] is None and any(s is not None for s in sequence[:-1])
 
 
-def run(model: str, min_confidence: float | None, paths: list[Path]) -> dict:
+def run(model: str, min_confidence: float | None, paths: list[tuple[Path, str]]) -> dict:
     from subtone.config import load_settings
     from subtone.export.evaluation.pipeline_replay import CaptionLog, feed_utterance
     from subtone.service.app.controller import load_models
@@ -81,11 +81,11 @@ def run(model: str, min_confidence: float | None, paths: list[Path]) -> dict:
     assert worker.models_ready.wait(120) and worker.model_error is None
     per = []
     try:
-        for i, path in enumerate(paths, start=1):
+        for i, (path, truth) in enumerate(paths, start=1):
             feed_utterance(worker.submit, i, load_audio(path), pace=1.0)
             log.wait_final(i, 60)
             seq = shown_sequence(log.records, i)
-            per.append({"clip": path.name, "shown": seq, "changes": changes(seq)})
+            per.append({"clip": path.name, "truth": truth, "shown": seq, "changes": changes(seq)})
     finally:
         worker.stop()
     n = len(per)
@@ -95,6 +95,7 @@ def run(model: str, min_confidence: float | None, paths: list[Path]) -> dict:
             "with_a_change": sum(p["changes"] > 0 for p in per),
             "changes_per_utterance": sum(p["changes"] for p in per) / n,
             "finals_with_a_color": sum(p["shown"][-1] is not None for p in per if p["shown"]),
+            "finals_colored_right": sum(p["shown"][-1] == p["truth"] for p in per if p["shown"]),
             "color_dropped_at_final": sum(dropped_at_final(p["shown"]) for p in per),
             "per_clip": per}
 
@@ -111,7 +112,8 @@ def main() -> int:
         print(f"{r['model']:22s} min_confidence {r['min_confidence']:.2f}: utterances with a color change "
               f"{r['with_a_change']}/{r['utterances']}, changes per utterance {r['changes_per_utterance']:.2f}, "
               f"partials with a color {r['partials_with_a_color']}/{r['partials']}, finals with a color "
-              f"{r['finals_with_a_color']}/{r['utterances']}, a partial's color gone at the final "
+              f"{r['finals_with_a_color']}/{r['utterances']} ({r['finals_colored_right']} right), a partial's "
+              "color gone at the final "
               f"{r['color_dropped_at_final']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

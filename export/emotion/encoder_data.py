@@ -8,8 +8,6 @@ are each clip's every-block encoder states pooled over voiced frames
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -18,45 +16,25 @@ from typing import Sequence
 
 import numpy as np
 
-from subtone.export.emotion.data import map_label
-from subtone.service.events import EMOTIONS
+from subtone.export.emotion.eval_scoring import EvalClip, load_eval_manifest, narration_clips
 
 log = logging.getLogger(__name__)
 
 KOREAN = "kor_emotiontts"
-NARRATION = "ljspeech"
+NARRATION = "narration"
+"""The dataset name of the unlabelled narration clips (eval_scoring.narration_clips)."""
 MANIFESTS = ("manifest.csv", "manifest-ko.csv")
 
 
-@dataclass(frozen=True)
-class ClipRow:
-    path: str
-    dataset: str
-    speaker: str
-    emotion: str
-    """One of EMOTIONS, or "" for unlabelled narration."""
-    intensity: str
-    """"normal", "strong" or "" (only RAVDESS says)."""
-
-
-def corpus_rows(shared: Path) -> list[ClipRow]:
-    """The clips in a fixed order (the feature cache's rows): emotion manifests, then narration."""
-    rows = []
+def corpus_rows(shared: Path) -> list[EvalClip]:
+    """The clips in a fixed order (the feature cache's rows): emotion manifests, then narration;
+    the same label policy and clip records as `subtone eval emotion`."""
+    rows: list[EvalClip] = []
     for name in MANIFESTS:
-        path = shared / "emotion" / name
-        if not path.is_file():
-            continue
-        for r in csv.DictReader(path.open(encoding="utf-8")):
-            label = map_label(r["emotion"])
-            if label is None:  # surprise: no caption color for it
-                continue
-            rows.append(ClipRow(str(shared / "emotion" / r["path"]), r["dataset"], r["speaker"], label,
-                                r.get("intensity", "") or ""))
-    asr = shared / "asr-dev" / "manifest.jsonl"
-    for line in asr.open(encoding="utf-8") if asr.is_file() else ():
-        r = json.loads(line)
-        if r["speaker"] == "LJ":
-            rows.append(ClipRow(str(shared / "asr-dev" / r["audio"]), NARRATION, "LJ", "", ""))
+        if (shared / "emotion" / name).is_file():
+            rows += load_eval_manifest(shared / "emotion" / name)
+    if (shared / "asr-dev" / "manifest.jsonl").is_file():
+        rows += narration_clips(shared / "asr-dev" / "manifest.jsonl")
     return rows
 
 
@@ -68,7 +46,7 @@ def encoder_session(path: Path, threads: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def extract(encoder: Path, rows: Sequence[ClipRow], gain_db: float | np.ndarray, cache: Path | None,
+def extract(encoder: Path, rows: Sequence[EvalClip], gain_db: float | np.ndarray, cache: Path | None,
             threads: int = 2) -> np.ndarray:
     """[clips, blocks, 2·width]: every block's pooled states per clip at `gain_db` (one level, or
     one per clip); read from `cache` when it holds as many clips."""
@@ -101,14 +79,14 @@ def extract(encoder: Path, rows: Sequence[ClipRow], gain_db: float | np.ndarray,
 class Corpus:
     """Clips as arrays: features (chosen blocks, flattened), labels, speakers, corpora."""
 
-    rows: list[ClipRow]
+    rows: list[EvalClip]
     x: np.ndarray
 
     def __post_init__(self) -> None:
         self.speaker = np.array([r.speaker for r in self.rows])
         self.dataset = np.array([r.dataset for r in self.rows])
-        self.y = np.array([EMOTIONS.index(r.emotion) if r.emotion else -1 for r in self.rows])
-        self.strong = np.array([{"strong": 1, "normal": 0}.get(r.intensity, -1) for r in self.rows])
+        self.y = np.array([r.target for r in self.rows])
+        self.strong = np.array([{"strong": 1, "normal": 0}.get(r.truth_intensity, -1) for r in self.rows])
 
 
 def select_blocks(feats: np.ndarray, layers: Sequence[int]) -> np.ndarray:

@@ -140,7 +140,7 @@ def write_predictions(path: Path, c: Corpus, parts: dict, threshold: float) -> N
         for part in parts.values():
             for i, p, s in zip(part["_rows"], part["_probs"], part["_strong"]):
                 k = int(p.argmax())
-                out.writerow([c.rows[i].path, c.dataset[i], c.speaker[i], c.rows[i].emotion, EMOTIONS[k],
+                out.writerow([c.rows[i].path, c.dataset[i], c.speaker[i], c.rows[i].truth, EMOTIONS[k],
                               f"{p[k]:.4f}", "shown" if p[k] >= threshold else "abstained", f"{s:.3f}"])
 
 

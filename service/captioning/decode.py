@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Protocol
 
 import numpy as np
@@ -58,6 +58,15 @@ def classify_emotion(emotion: EmotionClassifier | None, audio: np.ndarray, utter
     return Emotion(result.label, dict(result.scores), uncertain, strong)
 
 
+def keep_agreed_color(final: Emotion, partials_color: str | None) -> Emotion:
+    """An unsure final keeps the color its partials showed when its best guess is that same label:
+    two looks agree (one of them sure), and a color that greys out at the last word reads as a
+    retraction. Never bold: the final alone was not sure enough for that."""
+    if final.uncertain and final.label is not None and final.label == partials_color:
+        return replace(final, uncertain=False, strong=False)
+    return final
+
+
 def final_caption(
     stream: UtteranceStream, recognizer: SpeechRecognizer, emotion: EmotionClassifier | None
 ) -> Caption | None:
@@ -72,7 +81,8 @@ def final_caption(
     if not text:
         log.info("utterance %d: no speech (%.2f s decode)", stream.utterance_id, t1 - t0)
         return None
-    mood = classify_emotion(emotion, audio, stream.utterance_id, transcript, stream.source)
+    mood = keep_agreed_color(classify_emotion(emotion, audio, stream.utterance_id, transcript, stream.source),
+                             stream.partial.emotion if stream.partial else None)
     changes = stream.partial.label_changes(mood.label if not mood.uncertain else None) if stream.partial else 0
     log.info(
         "utterance %d: %.1f s audio, asr %.3f s, emotion %.3f s (%s, %d label changes)",
