@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from fakes import ScriptedRecognizer, speech
-from subtone.service.captioning.decode import CancelToken, final_caption, partial_caption
+from subtone.service.asr.recognizer import CancelToken
+from subtone.service.captioning.decode import final_caption, partial_caption
 from subtone.service.captioning.partials import PartialPolicy, PartialTrack
 from subtone.service.captioning.stream import UtteranceStream
 from subtone.service.emotion.recognizer import EmotionResult

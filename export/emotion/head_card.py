@@ -81,4 +81,3 @@ def _blocks(layers: list[int]) -> str:
     if len(layers) > 2 and list(layers) == list(range(layers[0], layers[-1] + 1)):
         return f"blocks {layers[0]} to {layers[-1]}"
     return "blocks " + " and ".join(str(k) for k in layers)
-
