@@ -27,7 +27,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-KOREAN = "kor_emotiontts"
 GAINS_DB = (-20.0, -10.0, 10.0)
 
 
@@ -156,6 +155,8 @@ class Bench:
 
     def korean(self) -> dict:
         """Leave one Korean speaker out (the other six train, with RAVDESS and TESS)."""
+        from subtone.export.emotion.encoder_data import KOREAN
+
         c = self.c
         hits: dict[bool, list] = {False: [], True: []}
         hits4: dict[bool, list] = {False: [], True: []}

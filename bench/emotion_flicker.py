@@ -28,14 +28,15 @@ then both models with the default threshold."""
 def clips(n: int) -> list[tuple[Path, str]]:
     """Held-out RAVDESS actors (never trained on), the six emotions in turn across the actors, and
     a quarter as many LJSpeech narration clips (truth "neutral"); (path, true emotion)."""
+    from subtone.service.events import EMOTIONS
+
     split = json.loads((ROOT / "export" / "emotion" / "speaker_split.json").read_text())
     rows = [r for r in csv.DictReader((SHARED / "emotion" / "manifest.csv").open()) if r["speaker"] in split["test"]]
-    emotions = ("neutral", "happy", "sad", "angry", "fear", "disgust")
     picked: list[tuple[Path, str]] = []
     for i in range(n - n // 4):
-        speaker, emotion = split["test"][i % len(split["test"])], emotions[i % len(emotions)]
+        speaker, emotion = split["test"][i % len(split["test"])], EMOTIONS[i % len(EMOTIONS)]
         match = [r for r in rows if r["speaker"] == speaker and r["emotion"] == emotion]
-        picked.append((SHARED / "emotion" / match[(i // len(emotions)) % len(match)]["path"], emotion))
+        picked.append((SHARED / "emotion" / match[(i // len(EMOTIONS)) % len(match)]["path"], emotion))
     lj = [SHARED / "asr-dev" / json.loads(line)["audio"] for line in (SHARED / "asr-dev" / "manifest.jsonl").open()
           if json.loads(line)["speaker"] == "LJ"]
     return picked + [(p, "neutral") for p in lj[: n // 4]]
@@ -112,9 +113,8 @@ def main() -> int:
         print(f"{r['model']:22s} min_confidence {r['min_confidence']:.2f}: utterances with a color change "
               f"{r['with_a_change']}/{r['utterances']}, changes per utterance {r['changes_per_utterance']:.2f}, "
               f"partials with a color {r['partials_with_a_color']}/{r['partials']}, finals with a color "
-              f"{r['finals_with_a_color']}/{r['utterances']} ({r['finals_colored_right']} right), a partial's "
-              "color gone at the final "
-              f"{r['color_dropped_at_final']}")
+              f"{r['finals_with_a_color']}/{r['utterances']} ({r['finals_colored_right']} right), "
+              f"a partial's color gone at the final {r['color_dropped_at_final']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
